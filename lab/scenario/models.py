@@ -234,7 +234,9 @@ class Cluster(_Model):
         nodes = {n.name for n in self.nodes}
         for pod in [p for w in self.workloads for p in (w.pods or [])] + list(self.pods):
             if pod.node is not None and pod.node not in nodes:
-                raise ValueError(f"pod {pod.name or '(unnamed)'} is on node {pod.node!r}, not in nodes")
+                raise ValueError(
+                    f"pod {pod.name or '(unnamed)'} is on node {pod.node!r}, not in nodes"
+                )
         return self
 
 
@@ -287,11 +289,11 @@ class Allocation(_Model):
     namespace: Name
     controller: str | None = None
     day: RelativeTime = timedelta(0)
-    gpuCost: float = 0.0  # noqa: N815 - Kubecost's own field names
-    cpuCost: float = 0.0  # noqa: N815
-    ramCost: float = 0.0  # noqa: N815
-    pvCost: float = 0.0  # noqa: N815
-    networkCost: float = 0.0  # noqa: N815
+    gpuCost: float = 0.0
+    cpuCost: float = 0.0
+    ramCost: float = 0.0
+    pvCost: float = 0.0
+    networkCost: float = 0.0
 
     @field_validator("day")
     @classmethod
@@ -301,7 +303,7 @@ class Allocation(_Model):
         return value
 
     @property
-    def totalCost(self) -> float:  # noqa: N802
+    def totalCost(self) -> float:
         return self.gpuCost + self.cpuCost + self.ramCost + self.pvCost + self.networkCost
 
 

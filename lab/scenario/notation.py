@@ -50,7 +50,7 @@ def parse_series_selector(text: str) -> tuple[str, dict[str, str]]:
     """``metric{a="b",c="d"}`` as (metric name, labels); only exact ``=`` matchers."""
     match = _SELECTOR.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a series like metric_name{{label=\"value\"}}")
+        raise ValueError(f'{text!r} is not a series like metric_name{{label="value"}}')
     name, body = match.group(1), (match.group(2) or "").strip()
     labels: dict[str, str] = {}
     pos = 0
@@ -87,7 +87,9 @@ def expand_series_values(text: str | float) -> list[float | None]:
     for segment in str(text).split():
         match = _SEGMENT.match(segment)
         if not match:
-            raise ValueError(f"{segment!r} in {text!r} is not promtool notation (a, a+bxN, axN, _xN)")
+            raise ValueError(
+                f"{segment!r} in {text!r} is not promtool notation (a, a+bxN, axN, _xN)"
+            )
         if match.group("blank"):
             values.extend([None] * int(match.group("blank_n") or 1))
             continue

@@ -1,0 +1,302 @@
+"""The bot's memory: SQLite (WAL) through sqlite-utils.
+
+Every inbound item is written here before it is acknowledged (``jobs``), so a restart loses
+nothing and a redelivery is recognised by its dedupe key. Everything written passes redaction
+first. The schema is created or upgraded at open, one numbered migration at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tools import redact
+
+Clock = Callable[[], float]
+
+# One entry per schema version; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        dedupe_key TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker TEXT,
+        lease_until REAL,
+        not_before REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_ready ON jobs (status, not_before);
+    CREATE TABLE alerts (
+        fingerprint TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        cluster TEXT NOT NULL DEFAULT '',
+        alertname TEXT NOT NULL,
+        severity TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        group_key TEXT NOT NULL DEFAULT '',
+        ends_at TEXT,
+        received_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (fingerprint, starts_at)
+    );
+    CREATE TABLE threads (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        context TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (channel, ts)
+    );
+    CREATE TABLE diagnoses (
+        id INTEGER PRIMARY KEY,
+        trigger TEXT NOT NULL,
+        runbook TEXT,
+        mode TEXT NOT NULL,
+        findings TEXT NOT NULL DEFAULT '[]',
+        summary TEXT NOT NULL DEFAULT '',
+        thread_id INTEGER REFERENCES threads(id),
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE proposals (
+        id INTEGER PRIMARY KEY,
+        diagnosis_id INTEGER REFERENCES diagnoses(id),
+        fix_code TEXT NOT NULL,
+        target TEXT NOT NULL,
+        patch TEXT NOT NULL,
+        patch_hash TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        proposer TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'proposed',
+        outcome TEXT,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        proposal_id INTEGER NOT NULL REFERENCES proposals(id),
+        patch_hash TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        decided_at REAL NOT NULL,
+        UNIQUE (proposal_id, patch_hash)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE TABLE schedule_runs (
+        job TEXT NOT NULL,
+        period TEXT NOT NULL,
+        ran_at REAL NOT NULL,
+        PRIMARY KEY (job, period)
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work taken from the inbox."""
+
+    id: int
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(redact.redact_data(value), sort_keys=True, default=str)
+
+
+class Store:
+    """SQLite store; one connection per thread, all sharing the file (WAL)."""
+
+    def __init__(
+        self, path: Path | str, *, clock: Clock = time.time, busy_seconds: float = 30
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._busy_seconds = busy_seconds
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_seconds, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """An immediate (write-locking) transaction on this thread's connection."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        self.db.enable_wal()
+        with self.transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this opsbot "
+                    f"({len(MIGRATIONS)}); upgrade opsbot"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    # -- the inbox ---------------------------------------------------------------------------
+    def enqueue(self, kind: str, dedupe_key: str, payload: dict[str, Any]) -> tuple[int, bool]:
+        """Record an inbound item; returns (job id, False) when the key was seen before."""
+        with self.transaction() as db:
+            row = db.execute("SELECT id FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone()
+            if row:
+                return int(row[0]), False
+            cursor = db.execute(
+                "INSERT INTO jobs (kind, dedupe_key, payload, created_at) VALUES (?, ?, ?, ?)",
+                [kind, dedupe_key, _dumps(payload), self.clock()],
+            )
+            return int(cursor.lastrowid or 0), True
+
+    def claim(
+        self, worker: str, *, kinds: list[str] | None = None, lease_seconds: float = 300
+    ) -> Job | None:
+        """Take the oldest ready job (pending, or running with an expired lease)."""
+        now = self.clock()
+        wanted = json.dumps(kinds) if kinds else None
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, kind, dedupe_key, payload, attempts FROM jobs "
+                "WHERE ((status = 'pending' AND not_before <= ?) "
+                "OR (status = 'running' AND lease_until < ?)) "
+                "AND (? IS NULL OR kind IN (SELECT value FROM json_each(?))) "
+                "ORDER BY id LIMIT 1",
+                [now, now, wanted, wanted],
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?, "
+                "attempts = attempts + 1 WHERE id = ?",
+                [worker, now + lease_seconds, row[0]],
+            )
+        return Job(
+            id=row[0],
+            kind=row[1],
+            dedupe_key=row[2],
+            payload=json.loads(row[3]),
+            attempts=row[4] + 1,
+        )
+
+    def finish(self, job_id: int) -> None:
+        self.db.execute(
+            "UPDATE jobs SET status = 'done', finished_at = ?, lease_until = NULL WHERE id = ?",
+            [self.clock(), job_id],
+        )
+
+    def fail(self, job_id: int, error: str, *, retry_in: float | None = None) -> None:
+        """Record a failure; with ``retry_in`` the job becomes pending again after that long."""
+        status = "pending" if retry_in is not None else "failed"
+        self.db.execute(
+            "UPDATE jobs SET status = ?, last_error = ?, not_before = ?, lease_until = NULL, "
+            "finished_at = ? WHERE id = ?",
+            [
+                status,
+                redact.redact(error),
+                self.clock() + (retry_in or 0),
+                None if retry_in is not None else self.clock(),
+                job_id,
+            ],
+        )
+
+    def job_status(self, job_id: int) -> str | None:
+        row = self.db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
+        return None if row is None else str(row[0])
+
+    def count_jobs(self, status: str | None = None) -> int:
+        if status is None:
+            return int(self.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        row = self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()
+        return int(row[0])
+
+    # -- the audit log -----------------------------------------------------------------------
+    def audit(
+        self, *, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None
+    ) -> int:
+        """Append an audit entry (who, what, on which target, with details such as the diff)."""
+        cursor = self.db.execute(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+            [self.clock(), redact.redact(actor), action, target, _dumps(detail or {})],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def audit_entries(self, *, limit: int = 100, target: str | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        where, params = ("WHERE target = ?", [target]) if target else ("", [])
+        rows = self.db.execute(
+            f"SELECT id, at, actor, action, target, detail FROM audit {where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "at": r[1],
+                "actor": r[2],
+                "action": r[3],
+                "target": r[4],
+                "detail": json.loads(r[5]),
+            }
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
