@@ -57,13 +57,21 @@ def load_text(text: str, *, source: Path | str = "<scenario>") -> Scenario:
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        raise ScenarioError(source, [f"not valid YAML: {e}"]) from e
+        raise ScenarioError(source, [_yaml_problem(e)]) from e
     if not isinstance(data, dict):
         raise ScenarioError(source, ["the top level must be a mapping with at least `name`"])
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
         raise ScenarioError(source, _describe(e, data)) from e
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """``line 2, column 1: duplicate key 'name'`` rather than PyYAML's multi-line dump."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}"
 
 
 def _describe(error: ValidationError, data: Any) -> list[str]:
