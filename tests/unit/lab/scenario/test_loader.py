@@ -209,7 +209,7 @@ BAD = [
     ),
     ("name: x\nexpect: {findings: [a], finding: [b]}", "expect.finding: unknown key"),
     ("name: x\nname: y", "line 2, column 1: not valid YAML: duplicate key 'name'"),
-    ("name: x\ncluster: [", "line 2, column 11: not valid YAML"),
+    ("name: x\ncluster: [", "line 3, column 1: not valid YAML: did not find expected node content"),
     ("- name: x", "the top level must be a mapping"),
 ]
 
