@@ -52,7 +52,7 @@ def demo(
     ] = None,
 ) -> None:
     """Start the lab for a scenario and show the cluster as the bot sees it."""
-    from lab import demo as lab_demo
+    import lab.demo as lab_demo
 
     files = [scenario] if scenario else sorted(PUBLIC_SCENARIOS.glob("*.yaml"))
     raise typer.Exit(lab_demo.run(files))
