@@ -39,6 +39,78 @@ def validate(
         raise typer.Exit(1)
 
 
+@app.command()
+def up(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    env_file: Annotated[
+        Path | None, typer.Option(help="Also write the export lines here once ready.")
+    ] = None,
+    llm_script: Annotated[
+        bool, typer.Option("--llm-script", help="Serve the scenario's llm_script as a model.")
+    ] = False,
+    webhook_url: Annotated[
+        str, typer.Option(help="Where Alertmanager sends alerts (the bot's webhook).")
+    ] = "http://127.0.0.1:8080/alertmanager",
+    webhook_token: Annotated[
+        str | None, typer.Option(help="Bearer token Alertmanager sends to the webhook.")
+    ] = None,
+) -> None:
+    """Start the whole lab for SCENARIO, print `export` lines, run until interrupted."""
+    import signal
+    import threading
+
+    from lab import up as lab_up
+
+    try:
+        loaded = loader.load_file(scenario)
+    except loader.ScenarioError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    with lab_up.Lab(loaded) as lab:
+        try:
+            lab.start(webhook_url=webhook_url, webhook_token=webhook_token, llm_script=llm_script)
+            for line in lab.export_lines():
+                typer.echo(line)
+            if env_file is not None:
+                lab.write_env_file(env_file)
+            typer.echo(f"# lab ready in {lab.ready_seconds:.2f}s; Ctrl-C stops it", err=True)
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            typer.echo("# stopping the lab", err=True)
+
+
+@app.command()
+def generate(
+    nodes: Annotated[int, typer.Option(min=1, help="GPU nodes in the fleet.")],
+    gpus_per_node: Annotated[
+        int, typer.Option(help="GPUs per node (picks the instance type).")
+    ] = 8,
+    hours: Annotated[int, typer.Option(min=1, help="Hours of metric history.")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print a valid scenario of a healthy fleet of that size (for benchmarks)."""
+    import yaml
+
+    from lab import generate as lab_generate
+
+    try:
+        data = lab_generate.fleet(nodes=nodes, gpus_per_node=gpus_per_node, hours=hours)
+    except ValueError as e:
+        typer.echo(f"opsbot lab generate: {e}", err=True)
+        raise typer.Exit(2) from e
+    text = yaml.safe_dump(data, sort_keys=False, width=1000)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out} ({len(text) / 1e6:.1f} MB)", err=True)
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
