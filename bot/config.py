@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic import field_validator as _field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -81,6 +89,21 @@ class Approvals(_Section):
     """Extra targets no fix may touch (`KIND/NAMESPACE/NAME`, `node/NAME`)."""
 
 
+class ClusterSettings(_Section):
+    """Another cluster the bot watches (the default one is described by the top-level fields)."""
+
+    name: str
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    """Context within the kubeconfig that reaches this cluster."""
+    prometheus_url: str
+    alertmanager_url: str
+    kubecost_url: str
+    kubecost_path: str = "/model/allocation"
+    log_groups: list[str] = []
+    aws_region: str = "ap-northeast-2"
+
+
 class Settings(BaseSettings):
     """Everything opsbot can be told; see each field's docstring."""
 
@@ -122,6 +145,8 @@ class Settings(BaseSettings):
     prometheus_url: str = "http://prometheus-server.monitoring.svc:80"
     alertmanager_url: str = "http://alertmanager.monitoring.svc:9093"
     kubecost_url: str = "http://kubecost-cost-analyzer.kubecost.svc:9090"
+    kubecost_path: str = "/model/allocation"
+    """Allocation API path; OpenCost serves it as /allocation."""
     aws_region: str = "ap-northeast-2"
     log_groups: Annotated[list[str], NoDecode] = ["/eks/genai-platform/inference"]
     """CloudWatch log groups to search; comma-separated in the environment."""
@@ -151,6 +176,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     timezone: str = "Asia/Seoul"
 
+    clusters: list[ClusterSettings] = []
+    """More clusters, each with its own kube context and service URLs (YAML file)."""
+
     routes: Routes = Routes()
     thresholds: Thresholds = Thresholds()
     approvals: Approvals = Approvals()
@@ -162,10 +190,27 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @_field_validator("clusters")
+    @classmethod
+    def _unique_cluster_names(cls, value: list[ClusterSettings]) -> list[ClusterSettings]:
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cluster names must be unique: {names}")
+        return value
+
     @_field_validator("llm_base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _default_cluster_not_repeated(self) -> Settings:
+        if any(c.name == self.cluster_name for c in self.clusters):
+            raise ValueError(
+                f"clusters: {self.cluster_name!r} is the default cluster (cluster_name); "
+                "list only the other clusters"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
