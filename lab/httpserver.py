@@ -144,6 +144,7 @@ class LabServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall on keep-alive
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests read ``requests`` instead."""

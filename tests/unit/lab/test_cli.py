@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 OPSBOT = Path(sys.executable).parent / "opsbot"
-EXAMPLE = "/work/shared/examples/cache-pvc-pending.yaml"
+EXAMPLE = str(Path(__file__).resolve().parents[3] / "scenarios" / "cache-pvc-pending.yaml")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from lab.kube.store import ObjectStore
 from lab.scenario import loader
 
 Obj = dict[str, Any]
-EXAMPLE = Path("/work/shared/examples/cache-pvc-pending.yaml")
+EXAMPLE = Path(__file__).resolve().parents[4] / "scenarios" / "cache-pvc-pending.yaml"
 SCENARIOS = sorted(Path(__file__).parents[4].joinpath("scenarios").glob("*.yaml"))
 NOW = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
 CRASH = "mistral-7b-5d8f9-q8m2z"

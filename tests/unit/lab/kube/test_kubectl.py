@@ -25,7 +25,7 @@ NS = "inference"
 READY_POD = "llama-2-7b-6f7c9-x2k4p"
 CRASH_POD = "llama-2-7b-6f7c9-q8m2z"
 PENDING_POD = "llama-2-7b-6f7c9-pnd4x"
-EXAMPLE = Path("/work/shared/examples/cache-pvc-pending.yaml")
+EXAMPLE = Path(__file__).resolve().parents[4] / "scenarios" / "cache-pvc-pending.yaml"
 SCENARIO = """
 name: kubectl-test
 after_fix: {rollout: %s}

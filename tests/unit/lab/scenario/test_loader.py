@@ -8,7 +8,7 @@ import pytest
 from lab.scenario import loader
 
 ROOT = Path(__file__).resolve().parents[4]
-EXAMPLE = Path("/work/shared/examples/cache-pvc-pending.yaml")
+EXAMPLE = ROOT / "scenarios" / "cache-pvc-pending.yaml"
 PUBLIC = sorted((ROOT / "scenarios").glob("*.yaml"))
 
 MINIMAL_WORKLOAD = "{name: w, containers: [{name: vllm, image: vllm/vllm-openai:v0.11.0}]}"
