@@ -13,8 +13,6 @@ app = typer.Typer(
     help="The local stand-in cluster: validate scenarios, start the lab.", no_args_is_help=True
 )
 
-PUBLIC_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-
 
 @app.command()
 def validate(
@@ -119,12 +117,12 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def demo(
-    scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario file; default: every public scenario.")
+    scenarios: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario files; default: scenarios/daily-cost-idle-gpus.yaml."),
     ] = None,
 ) -> None:
-    """Start the lab for a scenario and show the cluster as the bot sees it."""
+    """Bring the lab up for a scenario and show what the bot sees through its read tools."""
     import lab.demo as lab_demo
 
-    files = [scenario] if scenario else sorted(PUBLIC_SCENARIOS.glob("*.yaml"))
-    raise typer.Exit(lab_demo.run(files))
+    raise typer.Exit(lab_demo.run(scenarios or [lab_demo.DEFAULT_SCENARIO]))

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from bot import config
 from lab import alertmanager, prometheus
 from lab.aws import server as aws_server
 from lab.cloudwatch import server as cloudwatch_server
@@ -122,6 +124,25 @@ class Lab:
             "OPSBOT_LLM_BASE_URL": f"{self.llm.url}/v1" if self.llm else "",
         }
         return env
+
+    def settings(self, **overrides: Any) -> config.Settings:
+        """Bot settings pointing at this lab (what ``opsbot`` would load from ``env()``)."""
+        env = self.env()
+        values: dict[str, Any] = {
+            "cluster_name": env["OPSBOT_CLUSTER_NAME"],
+            "kubeconfig": self.kubeconfig,
+            "prometheus_url": env["OPSBOT_PROMETHEUS_URL"],
+            "alertmanager_url": env["OPSBOT_ALERTMANAGER_URL"],
+            "kubecost_url": env["OPSBOT_KUBECOST_URL"],
+            "log_groups": env["OPSBOT_LOG_GROUPS"].split(",") if env["OPSBOT_LOG_GROUPS"] else [],
+            "aws_region": REGION,
+            "slack_api_url": env["OPSBOT_SLACK_API_URL"],
+            "slack_bot_token": env["SLACK_BOT_TOKEN"],
+            "slack_signing_secret": SLACK_SIGNING_SECRET,
+            "llm_base_url": env["OPSBOT_LLM_BASE_URL"] or None,
+        }
+        values.update(overrides)
+        return config.Settings(**values)
 
     def export_lines(self) -> list[str]:
         return [f"export {key}={shlex.quote(value)}" for key, value in self.env().items()]

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import ToolMessage
 from pydantic import ValidationError
 
-from bot import clients, config
+from bot import clients
 from lab import up
 from lab.scenario import loader
 from tools import catalog, instance_types
@@ -54,17 +54,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[up.Lab]:
 
 @pytest.fixture(scope="module")
 def box(lab: up.Lab) -> Toolbox:
-    env = lab.env()
-    settings = config.Settings(
-        cluster_name=env["OPSBOT_CLUSTER_NAME"],
-        kubeconfig=Path(env["KUBECONFIG"]),
-        prometheus_url=env["OPSBOT_PROMETHEUS_URL"],
-        alertmanager_url=env["OPSBOT_ALERTMANAGER_URL"],
-        kubecost_url=env["OPSBOT_KUBECOST_URL"],
-        log_groups=env["OPSBOT_LOG_GROUPS"].split(","),
-        tool_timeout_seconds=10,
-    )
-    return clients.build_toolbox(settings)
+    return clients.build_toolbox(lab.settings(tool_timeout_seconds=10))
 
 
 def _pod(lab: up.Lab) -> tuple[str, str]:
