@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tools import aws, base, budget
+from tools import awsapi, base, budget
 from tools.toolbox import ClusterConfig, Toolbox
 
 SOURCE = "cloudwatch"
@@ -205,7 +205,7 @@ def _query(
 
     def fetch(remaining: float) -> base.Output:
         deadline = time.monotonic() + remaining
-        answer = _run(aws.clients(box, config), query, plan, deadline=deadline)
+        answer = _run(awsapi.clients(box, config), query, plan, deadline=deadline)
         return _render(answer, plan, box.limits.max_chars)
 
     return base.run(
@@ -218,11 +218,11 @@ def _query(
     )
 
 
-def _call(made: aws.Clients, operation: str, deadline: float, **params: Any) -> dict[str, Any]:
-    return aws.request(made, "logs", operation, deadline=deadline, source=SOURCE, **params)
+def _call(made: awsapi.Clients, operation: str, deadline: float, **params: Any) -> dict[str, Any]:
+    return awsapi.request(made, "logs", operation, deadline=deadline, source=SOURCE, **params)
 
 
-def _run(made: aws.Clients, query: str, plan: _Plan, *, deadline: float) -> dict[str, Any]:
+def _run(made: awsapi.Clients, query: str, plan: _Plan, *, deadline: float) -> dict[str, Any]:
     """StartQuery, then GetQueryResults until Complete; StopQuery if it does not finish."""
     started = _call(
         made,
@@ -257,7 +257,7 @@ def _run(made: aws.Clients, query: str, plan: _Plan, *, deadline: float) -> dict
         raise
 
 
-def _stop(made: aws.Clients, query_id: str) -> None:
+def _stop(made: awsapi.Clients, query_id: str) -> None:
     """Best effort: a query that already ended cannot be stopped, and that is fine."""
     with contextlib.suppress(base.ToolError):
         _call(made, "stop_query", time.monotonic() + STOP_BUDGET, queryId=query_id)
