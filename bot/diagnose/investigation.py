@@ -1,0 +1,90 @@
+"""One investigation's shared state: the tools it may call, what they answered, what was down.
+
+Detectors ask ``inv.tool(name, **args)`` instead of calling tools directly, so a call several
+detectors need is made once, every call is counted, and a source that cannot be reached is
+recorded (the diagnosis then says what is unknown instead of claiming all is well).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.diagnose.model import Evidence, Finding, Trigger
+from tools import catalog
+from tools.base import ToolResult
+from tools.toolbox import Toolbox
+
+UNREACHABLE_KINDS = frozenset({"unavailable", "timeout", "server-error"})
+
+
+@dataclass
+class Subject:
+    """The objects the trigger is about, resolved pod → workload → node → NodePool."""
+
+    namespace: str
+    workloads: list[str] = field(default_factory=list)
+    """Deployment names in ``namespace``."""
+    pods: list[str] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    nodepools: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    """Model names (the ``model`` label of workloads and alerts)."""
+
+
+@dataclass
+class Investigation:
+    """What detectors share; thread-safe, so detectors may run in parallel."""
+
+    box: Toolbox
+    trigger: Trigger
+    subject: Subject
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    call_tool: Callable[[str, dict[str, Any]], ToolResult] | None = None
+    """How a tool is called; default: the catalog against ``box``."""
+    _results: dict[str, ToolResult] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    unreachable: set[str] = field(default_factory=set)
+    calls: int = 0
+
+    @property
+    def cluster(self) -> str | None:
+        return self.trigger.cluster
+
+    def tool(self, name: str, **arguments: Any) -> ToolResult:
+        """The result of catalog tool ``name`` with ``arguments``, asked once per investigation."""
+        if self.cluster is not None:
+            arguments.setdefault("cluster", self.cluster)
+        key = f"{name} {json.dumps(arguments, sort_keys=True, default=str)}"
+        with self._lock:
+            cached = self._results.get(key)
+        if cached is not None:
+            return cached
+        result = (self.call_tool or self._catalog_call)(name, arguments)
+        with self._lock:
+            self._results[key] = result
+            self.calls += 1
+            if result.status == "error" and result.error_kind in UNREACHABLE_KINDS:
+                self.unreachable.add(result.source)
+        return result
+
+    def _catalog_call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        return catalog.get(name).run(self.box, arguments)
+
+    def results(self) -> list[ToolResult]:
+        """Every tool result so far, in the order asked."""
+        with self._lock:
+            return list(self._results.values())
+
+
+def evidence(result: ToolResult, value: str, *, where: str | None = None) -> Evidence:
+    """Evidence from a tool result: its source and exact call, and what we read in it."""
+    return Evidence(source=result.source, call=result.call, value=value, where=where)
+
+
+Detector = Callable[[Investigation], list[Finding]]
+"""A deterministic check: reads through ``inv.tool`` and returns findings (maybe none)."""
