@@ -44,6 +44,9 @@ FINDING_CODES: frozenset[str] = frozenset(
         "gpu-hardware-fault/xid-error",
         "gpu-hardware-fault/ecc-double-bit",
         "gpu-hardware-fault/thermal",
+        # Added by the project (runbooks/gpu-hardware-fault.md): XIDs the application causes
+        # (13, 31, 43, 45) are a software fault, so the node must not be cordoned for them.
+        "gpu-hardware-fault/application-xid",
         "gpu-underutilized/idle-replicas",
         "inference-latency-high/queueing",
         "inference-latency-high/preemption",
