@@ -89,6 +89,23 @@ class Approvals(_Section):
     """Extra targets no fix may touch (`KIND/NAMESPACE/NAME`, `node/NAME`)."""
 
 
+class Fixes(_Section):
+    """Bounds and choices of the fix catalog (shared/SCENARIOS.md's fix codes)."""
+
+    model_cache_pvc: str = "model-cache-pvc"
+    """PVC that use-model-cache-pvc mounts; it must exist and be Bound."""
+    gpu_alternatives: list[str] = ["p4de.24xlarge", "p5.48xlarge"]
+    """Instance types add-instance-types adds to a NodePool."""
+    extra_zones: list[str] = []
+    """Zones add-zones may add besides those the cluster's nodes are in."""
+    nodepool_gpu_limit_max: int = Field(1024, gt=0)
+    """raise-nodepool-limit never sets a NodePool's nvidia.com/gpu limit above this."""
+    replicas_max_factor: float = Field(2.0, ge=1)
+    """scale-up stops at this many times the replicas counted when the fix was proposed."""
+    min_replicas: int = Field(1, ge=1)
+    """scale-down never goes below this."""
+
+
 class ClusterSettings(_Section):
     """Another cluster the bot watches (the default one is described by the top-level fields)."""
 
@@ -182,6 +199,7 @@ class Settings(BaseSettings):
     routes: Routes = Routes()
     thresholds: Thresholds = Thresholds()
     approvals: Approvals = Approvals()
+    fixes: Fixes = Fixes()
 
     @_field_validator("log_groups", mode="before")
     @classmethod
