@@ -130,6 +130,23 @@ class Job:
     attempts: int
 
 
+@dataclass(frozen=True)
+class AlertRecord:
+    """One Alertmanager alert as intake stores it; keyed by (fingerprint, starts_at)."""
+
+    fingerprint: str
+    starts_at: str
+    status: str
+    """firing | resolved"""
+    alertname: str
+    severity: str
+    cluster: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    group_key: str
+    ends_at: str | None
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(redact.redact_data(value), sort_keys=True, default=str)
 
@@ -263,6 +280,84 @@ class Store:
             return int(self.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
         row = self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()
         return int(row[0])
+
+    # -- alerts ------------------------------------------------------------------------------
+    def record_alert(
+        self, alert: AlertRecord, *, kind: str, dedupe_key: str, payload: dict[str, Any]
+    ) -> int | None:
+        """Store an alert and enqueue its job in one transaction (a crash leaves neither).
+
+        Returns the new job's id, or None when ``dedupe_key`` was seen before or the alert is
+        already resolved (a late firing redelivery never re-opens it). A repeat refreshes the
+        row's annotations and ``updated_at``.
+        """
+        now = self.clock()
+        fields = {
+            "cluster": alert.cluster,
+            "alertname": alert.alertname,
+            "severity": alert.severity,
+            "status": alert.status,
+            "labels": _dumps(alert.labels),
+            "annotations": _dumps(alert.annotations),
+            "group_key": alert.group_key,
+            "ends_at": alert.ends_at,
+            "updated_at": now,
+        }
+        key = [alert.fingerprint, alert.starts_at]
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status FROM alerts WHERE fingerprint = ? AND starts_at = ?", key
+            ).fetchone()
+            if row is None:
+                columns = ["fingerprint", "starts_at", "received_at", *fields]
+                db.execute(
+                    f"INSERT INTO alerts ({', '.join(columns)}) "  # noqa: S608 - fixed names
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    [*key, now, *fields.values()],
+                )
+            elif row[0] == "resolved" and alert.status != "resolved":
+                return None
+            else:
+                db.execute(
+                    f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in fields)} "  # noqa: S608
+                    "WHERE fingerprint = ? AND starts_at = ?",
+                    [*fields.values(), *key],
+                )
+            if db.execute("SELECT 1 FROM jobs WHERE dedupe_key = ?", [dedupe_key]).fetchone():
+                return None
+            cursor = db.execute(
+                "INSERT INTO jobs (kind, dedupe_key, payload, created_at) VALUES (?, ?, ?, ?)",
+                [kind, dedupe_key, _dumps(payload), now],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def get_alert(self, fingerprint: str, starts_at: str) -> dict[str, Any] | None:
+        """One stored alert, labels and annotations decoded."""
+        rows = self._alert_rows("WHERE fingerprint = ? AND starts_at = ?", [fingerprint, starts_at])
+        return rows[0] if rows else None
+
+    def list_alerts(
+        self, *, status: str | None = None, cluster: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Stored alerts, most recently updated first (e.g. what is firing now)."""
+        where = "WHERE (? IS NULL OR status = ?) AND (? IS NULL OR cluster = ?)"
+        return self._alert_rows(
+            f"{where} ORDER BY updated_at DESC, rowid DESC LIMIT ?",
+            [status, status, cluster, cluster, limit],
+        )
+
+    def _alert_rows(self, tail: str, params: list[Any]) -> list[dict[str, Any]]:
+        columns = (
+            "fingerprint, starts_at, cluster, alertname, severity, status, labels, annotations, "
+            "group_key, ends_at, received_at, updated_at"
+        )
+        cursor = self.db.execute(f"SELECT {columns} FROM alerts {tail}", params)  # noqa: S608
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            row["labels"] = json.loads(row["labels"])
+            row["annotations"] = json.loads(row["annotations"])
+        return rows
 
     # -- the audit log -----------------------------------------------------------------------
     def audit(
