@@ -55,7 +55,7 @@ class Investigation:
     def cluster(self) -> str | None:
         return self.trigger.cluster
 
-    def tool(self, name: str, **arguments: Any) -> ToolResult:
+    def tool(self, name: str, /, **arguments: Any) -> ToolResult:
         """The result of catalog tool ``name`` with ``arguments``, asked once per investigation."""
         if self.cluster is not None:
             arguments.setdefault("cluster", self.cluster)
