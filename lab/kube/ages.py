@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from tools.kube_render import parse_time  # one parser for lab and tools
 
 
 def human_duration(seconds: float) -> str:  # noqa: PLR0911 (a port of the Go function)
@@ -34,16 +36,6 @@ def human_duration(seconds: float) -> str:  # noqa: PLR0911 (a port of the Go fu
     if hours < 24 * 365 * 8:
         return f"{years}y" if rest == 0 else f"{years}y{rest}d"
     return f"{years}y"
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def since(value: Any, now: datetime) -> str:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from lab.kube.ages import human_duration, parse_time, since
+from lab.kube.ages import human_duration, since
 from lab.kube.selectors import format_label_selector
+from tools.kube_render import parse_time
 
 Obj = dict[str, Any]
 Column = tuple[str, str, int]
