@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from importlib import metadata
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot import config, logs
+
+if TYPE_CHECKING:
+    from bot.diagnose.model import Trigger
+    from bot.store import Store
 
 app = typer.Typer(
     name="opsbot",
@@ -107,6 +112,101 @@ def tools_run(
         typer.echo(result.text)
     if result.status == "error":
         raise typer.Exit(1)
+
+
+@app.command()
+def diagnose(  # noqa: PLR0917 - typer maps each option to a parameter
+    ctx: typer.Context,
+    alert: Annotated[
+        str | None, typer.Option(help="Diagnose as if this alert fired (its alertname).")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="An alert label as key=value (repeat): node=…, pod=…, model=…"),
+    ] = None,
+    workload: Annotated[
+        str | None, typer.Option(help="Diagnose a workload, as NAMESPACE/NAME.")
+    ] = None,
+    question: Annotated[
+        str | None, typer.Option(help="Answer a question as a chat message would be.")
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Which configured cluster (default: the default one).")
+    ] = None,
+    save: Annotated[
+        bool, typer.Option(help="Keep the diagnosis and its proposals in the store.")
+    ] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the Diagnosis as one JSON object.")
+    ] = False,
+) -> None:
+    """Diagnose an alert, a workload or a question with the runbook detectors (no LLM).
+
+    Every finding is printed with its evidence; sources that could not be reached are named,
+    and what they would show is reported as unknown.
+    """
+    from bot.diagnose import service, text
+
+    try:
+        trigger = _trigger(alert, label or [], workload, question)
+    except ValueError as e:
+        typer.echo(f"opsbot diagnose: {e}", err=True)
+        raise typer.Exit(2) from e
+    settings: config.Settings = ctx.obj
+    trigger = trigger.model_copy(update={"cluster": cluster}) if cluster else trigger
+    store = _open_store(settings) if save else None
+    try:
+        diagnosis = service.Diagnoser(settings, store=store).diagnose(trigger)
+    except service.UnknownCluster as e:
+        typer.echo(f"opsbot diagnose: {e}", err=True)
+        raise typer.Exit(2) from e
+    finally:
+        if store is not None:
+            store.close()
+    typer.echo(diagnosis.model_dump_json(indent=2) if json_output else text.render(diagnosis))
+
+
+def _trigger(
+    alert: str | None, labels: list[str], workload: str | None, question: str | None
+) -> Trigger:
+    from bot.diagnose.model import Trigger
+
+    given = [
+        name
+        for name, v in (("--alert", alert), ("--workload", workload), ("--question", question))
+        if v
+    ]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --alert NAME, --workload NS/NAME, --question TEXT")
+    if labels and not alert:
+        raise ValueError("--label goes with --alert")
+    if alert:
+        parsed = dict(_key_value(item) for item in labels)
+        parsed["alertname"] = alert
+        return Trigger(
+            kind="alert", alertname=alert, labels=parsed, namespace=parsed.get("namespace")
+        )
+    if workload:
+        namespace, sep, name = workload.partition("/")
+        if not sep or not namespace or not name or "/" in name:
+            raise ValueError(f"--workload is NAMESPACE/NAME, not {workload!r}")
+        return Trigger(kind="workload", namespace=namespace, workload=name)
+    return Trigger(kind="question", question=question)
+
+
+def _open_store(settings: config.Settings) -> Store | None:
+    """The configured store, or None (with a warning) when it cannot be opened here."""
+    from bot.store import Store
+
+    try:
+        return Store(settings.db_path)
+    except (OSError, sqlite3.Error) as e:
+        typer.echo(
+            f"opsbot: not saving the diagnosis: cannot open the store at {settings.db_path} "
+            f"({e}); set OPSBOT_DB_PATH or pass --no-save",
+            err=True,
+        )
+        return None
 
 
 def _key_value(item: str) -> tuple[str, str]:

@@ -116,6 +116,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job, period)
     );
     """,
+    """
+    ALTER TABLE diagnoses ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX proposals_diagnosis ON proposals (diagnosis_id);
+    """,
 )
 
 
@@ -147,7 +151,8 @@ class AlertRecord:
     ends_at: str | None
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """JSON for a column, redacted first: nothing secret reaches the file."""
     return json.dumps(redact.redact_data(value), sort_keys=True, default=str)
 
 
@@ -216,7 +221,7 @@ class Store:
                 return int(row[0]), False
             cursor = db.execute(
                 "INSERT INTO jobs (kind, dedupe_key, payload, created_at) VALUES (?, ?, ?, ?)",
-                [kind, dedupe_key, _dumps(payload), self.clock()],
+                [kind, dedupe_key, dumps(payload), self.clock()],
             )
             return int(cursor.lastrowid or 0), True
 
@@ -297,8 +302,8 @@ class Store:
             "alertname": alert.alertname,
             "severity": alert.severity,
             "status": alert.status,
-            "labels": _dumps(alert.labels),
-            "annotations": _dumps(alert.annotations),
+            "labels": dumps(alert.labels),
+            "annotations": dumps(alert.annotations),
             "group_key": alert.group_key,
             "ends_at": alert.ends_at,
             "updated_at": now,
@@ -327,7 +332,7 @@ class Store:
                 return None
             cursor = db.execute(
                 "INSERT INTO jobs (kind, dedupe_key, payload, created_at) VALUES (?, ?, ?, ?)",
-                [kind, dedupe_key, _dumps(payload), now],
+                [kind, dedupe_key, dumps(payload), now],
             )
             return int(cursor.lastrowid or 0)
 
@@ -366,7 +371,7 @@ class Store:
         """Append an audit entry (who, what, on which target, with details such as the diff)."""
         cursor = self.db.execute(
             "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-            [self.clock(), redact.redact(actor), action, target, _dumps(detail or {})],
+            [self.clock(), redact.redact(actor), action, target, dumps(detail or {})],
         )
         return int(cursor.lastrowid or 0)
 

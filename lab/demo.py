@@ -1,6 +1,7 @@
-"""``opsbot demo``: bring the lab up for a scenario and show, through the bot's own read tools
-(the real kubernetes, Alertmanager and Kubecost clients), what the bot will work from: GPU nodes,
-pods and their state, firing alerts and the last day's cost.
+"""``opsbot demo``: bring the lab up for a scenario, show through the bot's own read tools (the
+real kubernetes, Alertmanager and Kubecost clients) what the bot works from — GPU nodes, pods,
+firing alerts, the last day's cost — and then do the bot's main job: diagnose the first alert
+(or answer the scenario's question) with the runbook detectors, evidence and proposed fixes.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from typing import Any
 import typer
 
 from bot import clients
+from bot.diagnose import service, text
+from bot.diagnose.model import Trigger
 from lab import up
 from lab.scenario import loader
+from lab.scenario.models import Scenario
 from tools import catalog
 
 DEFAULT_SCENARIO = (
@@ -62,8 +66,11 @@ def _show(lab: up.Lab) -> int:
             typer.secho(f"\n## {title}  [{result.status}]", bold=True)
             typer.echo(f"# {result.source}: {result.call}")
             typer.echo(result.text)
-    if scenario.question:
-        typer.echo(f"\nquestion asked in the channel: {scenario.question}")
+        trigger = _trigger(scenario)
+        if trigger is not None:
+            diagnosis = service.Diagnoser(lab.settings(), box=box).diagnose(trigger)
+            typer.secho("\n## The bot's diagnosis (runbook detectors, no LLM)", bold=True)
+            typer.echo(text.render(diagnosis))
     expect = scenario.expect
     if expect.runbook or expect.findings or expect.fixes:
         findings = ", ".join(expect.findings) or "-"
@@ -72,3 +79,13 @@ def _show(lab: up.Lab) -> int:
             f"an SRE concludes: runbook={expect.runbook or '-'} findings={findings} fixes={fixes}"
         )
     return errors
+
+
+def _trigger(scenario: Scenario) -> Trigger | None:
+    """The first firing alert, as a click on Diagnose would send it; else the question."""
+    firing = [a for a in scenario.alerts if a.status == "firing"]
+    if firing:
+        return service.trigger_from_alert(firing[0].model_dump())
+    if scenario.question:
+        return Trigger(kind="question", question=scenario.question)
+    return None

@@ -55,6 +55,10 @@ class Toolbox:
         elif self.default not in names:
             raise ValueError(f"default cluster {self.default!r} is not one of {names}")
 
+    def names(self) -> list[str]:
+        """The configured clusters' names, the default first."""
+        return sorted((c.name for c in self.clusters), key=lambda n: n != self.default)
+
     def cluster(self, name: str | None = None) -> ClusterConfig:
         """The named cluster, or the default one; an unknown name is a clear error."""
         wanted = name or self.default

@@ -65,13 +65,32 @@ def diagnose(
     now: datetime | None = None,
 ) -> Diagnosis:
     """Investigate ``trigger`` with the detectors and return the ranked diagnosis."""
-    started = time.monotonic()
     inv = Investigation(
         box=box,
         trigger=trigger,
         subject=Subject(namespace=default_namespace),
         now=now or datetime.now(UTC),
     )
+    return investigate(
+        inv,
+        runbooks=runbooks,
+        detectors=detectors,
+        default_namespace=default_namespace,
+        workers=workers,
+    )
+
+
+def investigate(
+    inv: Investigation,
+    *,
+    runbooks: Mapping[str, runbooks_mod.Runbook],
+    detectors: Sequence[Detector],
+    default_namespace: str,
+    workers: int = 4,
+) -> Diagnosis:
+    """Run the detectors in ``inv`` (whose calls the caller may go on sharing) and rank."""
+    started = time.monotonic()
+    trigger = inv.trigger
     subject_mod.resolve(inv, default_namespace=default_namespace)
     texts = [trigger.question or "", *trigger.annotations.values()]
     runbook = select_runbook(trigger, runbooks, texts)

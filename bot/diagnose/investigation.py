@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.diagnose.model import Evidence, Finding, Trigger
-from tools import catalog
+from tools import catalog, kube_objects
 from tools.base import ToolResult
 from tools.toolbox import Toolbox
 
@@ -73,7 +73,13 @@ class Investigation:
         return result
 
     def _catalog_call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        if name == "k8s_object":  # whole objects for the fix catalog; not an LLM tool
+            return kube_objects.get_object(box=self.box, **arguments)
         return catalog.get(name).run(self.box, arguments)
+
+    def obj(self, kind: str, name: str, namespace: str | None = None) -> ToolResult:
+        """A whole object as the API serves it (``data``), read once per investigation."""
+        return self.tool("k8s_object", kind=kind, name=name, namespace=namespace)
 
     def results(self) -> list[ToolResult]:
         """Every tool result so far, in the order asked."""

@@ -72,8 +72,17 @@ class Proposal(BaseModel):
     finding: str
     reason: str
     patch: list[dict[str, object]]
+    """RFC 6902 ops, guarded by ``test`` ops on what they change."""
+    patch_hash: str
+    """sha256 of the canonical patch: what an approval binds to."""
     diff: str
+    summary: str = ""
     risk: str = ""
+
+    @property
+    def label(self) -> str:
+        """``code@target``, as SCENARIOS.md writes a proposed fix."""
+        return f"{self.code}@{self.target}"
 
 
 class Refusal(BaseModel):
@@ -109,6 +118,9 @@ class Diagnosis(BaseModel):
     mode: Literal["rules", "llm"] = "rules"
     seconds: float = 0.0
     requests: int = 0
+    """Backend requests the investigation made (each distinct call once)."""
+    id: int | None = None
+    """Its row in the store, once persisted."""
 
     def codes(self) -> list[str]:
         return [f.code for f in self.findings if not f.ruled_out]
