@@ -222,6 +222,7 @@ def _register_lab() -> None:
 
     app.add_typer(lab_cli.app, name="lab")
     app.command("demo")(lab_cli.demo)
+    app.command("eval")(lab_cli.eval_command)
 
 
 _register_lab()

@@ -118,6 +118,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     ALTER TABLE diagnoses ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE diagnoses ADD COLUMN source_key TEXT;
+    CREATE UNIQUE INDEX diagnoses_source ON diagnoses (source_key) WHERE source_key IS NOT NULL;
     CREATE INDEX proposals_diagnosis ON proposals (diagnosis_id);
     """,
 )

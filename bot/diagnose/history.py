@@ -17,14 +17,30 @@ PROPOSER = "opsbot"
 """Who proposes what the detectors suggested (the two-person rule counts it as a person)."""
 
 
-def save(store: store_mod.Store, diagnosis: Diagnosis, *, expiry_minutes: int) -> int:
-    """Persist ``diagnosis`` and its proposals; returns the diagnosis id."""
+def save(
+    store: store_mod.Store,
+    diagnosis: Diagnosis,
+    *,
+    expiry_minutes: int,
+    source_key: str | None = None,
+) -> int:
+    """Persist ``diagnosis`` and its proposals; returns the diagnosis id.
+
+    ``source_key`` names what it answers (an alert job's dedupe key): a second save for the same
+    key returns the first id and writes nothing, so a redelivered job never doubles proposals.
+    """
     now = store.clock()
     summary = diagnosis.findings[0].summary if diagnosis.codes() else ""
     with store.transaction() as db:
+        if source_key is not None:
+            known = db.execute(
+                "SELECT id FROM diagnoses WHERE source_key = ?", [source_key]
+            ).fetchone()
+            if known is not None:
+                return int(known[0])
         cursor = db.execute(
-            "INSERT INTO diagnoses (trigger, runbook, mode, findings, summary, detail, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO diagnoses (trigger, runbook, mode, findings, summary, detail, source_key,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 store_mod.dumps(diagnosis.trigger.model_dump()),
                 diagnosis.runbook,
@@ -32,6 +48,7 @@ def save(store: store_mod.Store, diagnosis: Diagnosis, *, expiry_minutes: int) -
                 store_mod.dumps([f.model_dump() for f in diagnosis.findings]),
                 summary,
                 store_mod.dumps(diagnosis.model_dump(exclude={"trigger", "findings", "id"})),
+                source_key,
                 now,
             ],
         )
@@ -65,6 +82,12 @@ def load(store: store_mod.Store, diagnosis_id: int) -> Diagnosis | None:
     detail: dict[str, Any] = json.loads(row[2])
     detail.update(trigger=json.loads(row[0]), findings=json.loads(row[1]), id=diagnosis_id)
     return Diagnosis.model_validate(detail)
+
+
+def for_source(store: store_mod.Store, source_key: str) -> Diagnosis | None:
+    """The diagnosis saved for ``source_key`` (e.g. an alert job), if any."""
+    row = store.db.execute("SELECT id FROM diagnoses WHERE source_key = ?", [source_key]).fetchone()
+    return None if row is None else load(store, int(row[0]))
 
 
 def proposals(store: store_mod.Store, diagnosis_id: int) -> list[dict[str, Any]]:

@@ -62,9 +62,10 @@ class Diagnoser:
             box=self.box, trigger=trigger, subject=Subject(namespace=namespace), now=_now()
         )
 
-    def diagnose(self, trigger: Trigger) -> Diagnosis:
+    def diagnose(self, trigger: Trigger, *, source_key: str | None = None) -> Diagnosis:
         """Investigate, propose the fixes the evidence supports, answer a checklist question
-        with the daily checks, and persist the result when a store is configured."""
+        with the daily checks, and persist the result when a store is configured (once per
+        ``source_key``, see ``history.save``)."""
         started = time.monotonic()
         inv = self._investigation(trigger)
         diagnosis = engine.investigate(
@@ -93,7 +94,9 @@ class Diagnoser:
         )
         if self.store is not None:
             expiry = self.settings.approvals.expiry_minutes
-            diagnosis_id = history.save(self.store, diagnosis, expiry_minutes=expiry)
+            diagnosis_id = history.save(
+                self.store, diagnosis, expiry_minutes=expiry, source_key=source_key
+            )
             diagnosis = diagnosis.model_copy(update={"id": diagnosis_id})
         return diagnosis
 
