@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import logs
 from bot.diagnose.model import Evidence, Finding, Trigger
 from tools import catalog, kube_objects
 from tools.base import ToolResult
 from tools.toolbox import Toolbox
 
+log = logs.get("opsbot.diagnose")
 UNREACHABLE_KINDS = frozenset({"unavailable", "timeout", "server-error"})
 
 
@@ -48,6 +50,7 @@ class Investigation:
     """How a tool is called; default: the catalog against ``box``."""
     _results: dict[str, ToolResult] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _in_flight: dict[str, threading.Event] = field(default_factory=dict, repr=False)
     unreachable: set[str] = field(default_factory=set)
     calls: int = 0
 
@@ -56,20 +59,44 @@ class Investigation:
         return self.trigger.cluster
 
     def tool(self, name: str, /, **arguments: Any) -> ToolResult:
-        """The result of catalog tool ``name`` with ``arguments``, asked once per investigation."""
+        """The result of catalog tool ``name`` with ``arguments``, asked once per investigation.
+
+        Detectors run in parallel: a call already in flight is waited for, not made again.
+        """
         if self.cluster is not None:
             arguments.setdefault("cluster", self.cluster)
         key = f"{name} {json.dumps(arguments, sort_keys=True, default=str)}"
         with self._lock:
             cached = self._results.get(key)
+            in_flight = self._in_flight.get(key)
+            if cached is None and in_flight is None:
+                self._in_flight[key] = mine = threading.Event()
         if cached is not None:
             return cached
-        result = (self.call_tool or self._catalog_call)(name, arguments)
+        if in_flight is not None:
+            in_flight.wait()
+            with self._lock:
+                return self._results[key]
+        try:
+            result = (self.call_tool or self._catalog_call)(name, arguments)
+        except Exception as e:  # a broken tool must not leave others waiting forever
+            log.exception("tool call raised", tool=name)
+            result = ToolResult(
+                tool=name,
+                source="opsbot",
+                status="error",
+                call=key,
+                text=f"ERROR: {e}",
+                error=str(e),
+                error_kind="internal",
+            )
         with self._lock:
             self._results[key] = result
+            del self._in_flight[key]
             self.calls += 1
             if result.status == "error" and result.error_kind in UNREACHABLE_KINDS:
                 self.unreachable.add(result.source)
+        mine.set()
         return result
 
     def _catalog_call(self, name: str, arguments: dict[str, Any]) -> ToolResult:

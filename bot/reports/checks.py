@@ -13,6 +13,7 @@ Kubecost's total over the exact 24 h ending now, idle cost included (it is spend
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -201,7 +202,7 @@ def p99_latency(ask: Ask, thresholds: Thresholds, _: str) -> CheckResult:
         return verdict.unknown(check_id, threshold, result, empty)
     labels, worst = max(rows, key=lambda row: row[1])
     model = labels.get("model") or "(no model label)"
-    shown = "above the highest finite bucket" if worst == float("inf") else f"{worst:.3g} s"
+    shown = "above the highest finite bucket" if math.isinf(worst) else f"{worst:.3g} s"
     value = f"{model} {shown} (the worst of {verdict.count(len(rows), 'model')})"
     found = [evidence(result, value, where=f"model {model}")]
     return CheckResult(
