@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps check test demo format clean
+.PHONY: setup system-deps check test demo bench format clean
 
 setup: $(STAMP) system-deps
 
@@ -43,6 +43,10 @@ test: check
 
 demo: setup
 	$(BIN)/opsbot demo
+
+# Not a test: times the deterministic diagnosis over scenarios/*.yaml (bench/README.md).
+bench: setup
+	$(BIN)/python bench/diagnose.py
 
 format: setup
 	$(BIN)/ruff format .

@@ -57,6 +57,11 @@ def configure(*, level: str = "INFO", fmt: str = "json", stream: TextIO | None =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for chatty in NOISY_LIBRARIES:  # their INFO lines (one per client built) bury ours
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+
+
+NOISY_LIBRARIES = ("botocore", "boto3", "urllib3")
 
 
 def get(name: str, **context: Any) -> Any:
