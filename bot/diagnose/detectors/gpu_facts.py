@@ -1,4 +1,5 @@
-"""What the GPU detectors (memory, hardware, idle, latency, cost) read alike.
+"""What the GPU detectors (memory, hardware, idle, latency, cost) read alike; the others borrow
+its generic readers (rows of a tool result, a pod's Deployment, a DCGM series' node).
 
 The workloads a trigger is about, with the vLLM settings their manifests give (flag, the env
 var it references, or the env var; SCENARIOS.md's order, through ``bot.fixes.vllm``); their

@@ -3,14 +3,20 @@
 A hardware XID (48, 63, 64, 74, 79, 92, 94, 95, …) stays with one GPU whatever runs on it: the
 node must stop taking work, so the fix is cordoning it. An application XID (13, 31, 43, 45) is
 the software faulting — it follows the image across nodes — and cordoning would only move the
-crash. Both DCGM's ``DCGM_FI_DEV_XID_ERRORS`` (the last code) and the kernel's ``NVRM: Xid``
-lines are read; DCGM's ``Hostname`` is mapped to the Kubernetes node the fix targets.
+crash. A pod that crashed of it restarts by itself (restarting again changes nothing: the image is
+at fault); a pod that is still the process that faulted holds a broken CUDA context and hangs
+until it is restarted, so for that one the fix is a rollout restart of its workload.
+
+Both DCGM's ``DCGM_FI_DEV_XID_ERRORS`` (the last code) and the kernel's ``NVRM: Xid`` lines are
+read; DCGM's ``Hostname`` is mapped to the Kubernetes node the fix targets.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from bot.diagnose.detectors import gpu_facts as facts
 from bot.diagnose.investigation import Detector, Investigation, evidence
@@ -27,6 +33,8 @@ CODES = frozenset({XID, APPLICATION_XID, ECC, THERMAL})
 HOT_CELSIUS = 85
 """The coolest reading of the last 10 minutes at or above this is sustained overheating."""
 WINDOW = "1h"
+RESTARTED_WITHIN = timedelta(hours=1)
+"""A pod that restarted this recently already got a fresh process after its XID."""
 THERMAL_BITS = 0b11 << 5
 """DCGM clock throttle reasons: software (0x20) and hardware (0x40) thermal slowdown."""
 
@@ -140,28 +148,72 @@ def _xid_findings(inv: Investigation, by_node: dict[str, _Node]) -> list[Finding
         ev = [
             e for s in application.values() for c in sorted(s.application) for e in s.application[c]
         ]
-        pod_names = sorted({p for s in application.values() for p in s.pods})
-        owners = {
-            w for p in facts.pods(inv) if p["name"] in pod_names and (w := facts.deployment_of(p))
-        }
-        target = f"deployment/{inv.subject.namespace}/{owners.pop()}" if len(owners) == 1 else None
+        holders = {p for s in application.values() for p in s.pods}
+        pod_rows = [p for p in facts.pods(inv) if p["name"] in holders]
+        owners = {w for p in pod_rows if (w := facts.deployment_of(p))}
+        ns = inv.subject.namespace
+        target = f"deployment/{ns}/{next(iter(owners))}" if len(owners) == 1 else None
         meaning = "; ".join(f"XID {c}: {gpu.xid(c).meaning}" for c in codes)
         spread = (
             f"{len(application)} nodes"
             if len(application) > 1
             else f"node {next(iter(application))}"
         )
+        stuck = [p for p in pod_rows if not _restarted_since(inv.now, p)]
         out.append(
             Finding(
                 code=APPLICATION_XID,
                 summary=f"Application XIDs on {spread} ({meaning}): the software running on "
-                "the GPU faulted, not the hardware; cordoning would only move the crash.",
+                "the GPU faulted, not the hardware; cordoning would only move the crash."
+                + _restart_advice(pod_rows, stuck),
                 confidence=0.9 if len(application) > 1 else 0.8,
-                evidence=ev[:8],
+                evidence=ev[:8] + [_pod_state(inv, p) for p in stuck[:2]],
                 target=target,
+                fixes=_restarts(ns, stuck),
             )
         )
     return out
+
+
+def _restarted_since(now: datetime, pod: dict[str, Any]) -> bool:
+    """Whether the pod's container restarted within the hour (after the XID, as far as we know)."""
+    finished = (pod.get("last_termination") or {}).get("finished_at")
+    try:
+        return bool(finished) and now - datetime.fromisoformat(str(finished)) <= RESTARTED_WITHIN
+    except (TypeError, ValueError):
+        return True  # unreadable: do not claim the process is stuck
+
+
+def _restart_advice(holders: list[dict[str, Any]], stuck: list[dict[str, Any]]) -> str:
+    """What to do about the pods that held the faulting GPUs (nothing when DCGM named none)."""
+    if not holders:
+        return ""
+    if not stuck:
+        return (
+            " Its pods restart by themselves, so restarting changes nothing: roll the image back."
+        )
+    names = ", ".join(p["name"] for p in stuck)
+    return f" No restart since for {names}: the faulted process still runs; restart the workload."
+
+
+def _pod_state(inv: Investigation, pod: dict[str, Any]) -> Evidence:
+    result = inv.tool("list_pods", namespace=inv.subject.namespace)
+    ready = "Ready" if pod.get("all_ready") else "not Ready"
+    value = f"{pod['phase']}, {ready}, {pod.get('restarts', 0)} restarts, none in the last hour"
+    return evidence(result, value, where=f"pod/{pod['namespace']}/{pod['name']}")
+
+
+def _restarts(namespace: str, stuck: list[dict[str, Any]]) -> list[FixSuggestion]:
+    """A rollout restart per workload whose pod still runs the process that faulted."""
+    owners = sorted({w for p in stuck if (w := facts.deployment_of(p))})
+    return [
+        FixSuggestion(
+            code="rollout-restart",
+            target=f"deployment/{namespace}/{w}",
+            reason="replace the process that holds the faulted CUDA context; the GPU is fine",
+        )
+        for w in owners
+    ]
 
 
 def detect(inv: Investigation) -> list[Finding]:

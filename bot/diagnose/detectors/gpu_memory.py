@@ -47,9 +47,12 @@ _LOADING = re.compile(
     r"Starting to load model|Loading (?:safetensors|pt) checkpoint shards|load_weights"
     r"|load_model|model_loader"
 )
+# vLLM's refusal to start: the V0 engine counts tokens, the V1 engine (0.8+) counts GiB.
 _TOO_LONG = re.compile(
     r"max seq len \((?P<n>\d+)\) is larger than the maximum number of tokens that can be "
     r"stored in KV cache \((?P<m>\d+)\)"
+    r"|max seq len \((?P<n1>\d+)\),? \(?[\d.]+ GiB KV cache is needed, which is larger than "
+    r"the available KV cache memory"
 )
 _KV_TOKENS = re.compile(r"GPU KV cache size: (?P<t>[\d,]+) tokens")
 _GREP = "|".join(p.pattern for p in (_OOM, _LOADED, _LOADING, _KV_TOKENS)) + "|max seq len"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.diagnose.detectors import gpu_facts as facts
 from bot.diagnose.investigation import Detector, Investigation, evidence
 from bot.diagnose.model import Evidence, Finding, FixSuggestion
 from tools.base import ToolResult
@@ -54,26 +55,8 @@ _PROBE_KILL = re.compile(r"failed (startup|liveness) probe, will be restarted")
 _PVC_VOLUME = re.compile(r"\bPVC (\S+)")
 
 
-def _rows(result: ToolResult) -> list[dict[str, Any]]:
-    data = result.data if result.status == "ok" else None
-    return [x for x in data if isinstance(x, dict)] if isinstance(data, list) else []
-
-
-def _obj(result: ToolResult) -> dict[str, Any]:
-    data = result.data if result.status == "ok" else None
-    return data if isinstance(data, dict) else {}
-
-
-def _workload(pod: dict[str, Any]) -> str | None:
-    """``ReplicaSet/llama-3-8b-7d9f6c5b8`` → ``llama-3-8b`` (the Deployment)."""
-    owner = str(pod.get("owner") or "")
-    if not owner.startswith("ReplicaSet/"):
-        return None
-    return owner.removeprefix("ReplicaSet/").rsplit("-", 1)[0]
-
-
 def _target(pod: dict[str, Any]) -> str:
-    name = _workload(pod)
+    name = facts.deployment_of(pod)
     kind_name = f"deployment/{pod['namespace']}/{name}" if name else None
     return kind_name or f"pod/{pod['namespace']}/{pod['name']}"
 
@@ -81,9 +64,9 @@ def _target(pod: dict[str, Any]) -> str:
 def _pods(inv: Investigation) -> list[dict[str, Any]]:
     """The pods the trigger is about; the whole namespace when it names none."""
     s = inv.subject
-    pods = _rows(inv.tool("list_pods", namespace=s.namespace))
+    pods = facts.ok_rows(inv.tool("list_pods", namespace=s.namespace))
     if s.pods or s.workloads:
-        return [p for p in pods if p["name"] in s.pods or _workload(p) in s.workloads]
+        return [p for p in pods if p["name"] in s.pods or facts.deployment_of(p) in s.workloads]
     return [p for p in pods if p.get("node") in s.nodes] if s.nodes else pods
 
 
@@ -108,7 +91,7 @@ def _log(inv: Investigation, pod: dict[str, Any], grep: str, *, previous: bool) 
 
 
 def _lines(result: ToolResult) -> list[str]:
-    log = _obj(result).get("log")
+    log = facts.ok_obj(result).get("log")
     return str(log).splitlines() if log else []
 
 
@@ -150,15 +133,45 @@ def _store_finding(
         )
     unreachable = [line for line in lines if _NO_ANSWER.search(line) and _STORE.search(line)]
     if unreachable:
+        target = _target(pod)
+        cache = _unmounted_cache(inv, pod) if target.startswith("deployment/") else None
         return Finding(
             code=UNREACHABLE,
             summary=f"{pod['name']} cannot reach the model store (connection refused, timeout "
-            "or DNS): check egress, proxy and the store's endpoint.",
+            "or DNS): check egress, proxy and the store's endpoint"
+            + (f"; meanwhile it could load from the cache PVC {cache[1]}." if cache else "."),
             confidence=0.85,
-            evidence=[evidence(result, unreachable[-1].strip(), where=where), _status(inv, pod)],
-            target=_target(pod),
+            evidence=[evidence(result, unreachable[-1].strip(), where=where), _status(inv, pod)]
+            + ([cache[0]] if cache else []),
+            target=target,
+            fixes=[
+                FixSuggestion(
+                    code="use-model-cache-pvc",
+                    target=target,
+                    reason=f"load the weights from {cache[1]} (Hugging Face falls back to its "
+                    "cache when the hub cannot be reached) instead of downloading at every start",
+                )
+            ]
+            if cache
+            else [],
         )
     return None
+
+
+def _unmounted_cache(inv: Investigation, pod: dict[str, Any]) -> tuple[Evidence, str] | None:
+    """A Bound model-cache PVC in the namespace that the pod does not mount, with evidence."""
+    result = inv.tool("list_pvcs", namespace=pod["namespace"])
+    bound = [p for p in facts.ok_rows(result) if p.get("phase") == "Bound" and "cache" in p["name"]]
+    described = inv.tool("k8s_describe", kind="pod", name=pod["name"], namespace=pod["namespace"])
+    volumes = " ".join(str(v) for v in facts.ok_obj(described).get("volumes") or [])
+    mounted = {m.group(1) for m in _PVC_VOLUME.finditer(volumes)}
+    free = [p for p in bound if p["name"] not in mounted]
+    if not free or described.status != "ok":
+        return None
+    pvc = free[0]
+    where = f"pvc/{pod['namespace']}/{pvc['name']}"
+    text = f"PVC {pvc['name']} is Bound ({pvc.get('requested')}); {pod['name']} does not mount it"
+    return evidence(result, text, where=where), str(pvc["name"])
 
 
 def oom_during_load(inv: Investigation) -> list[Finding]:
@@ -231,7 +244,7 @@ def _oom_ruled_out(
 def cache_pvc_pending(inv: Investigation) -> list[Finding]:
     """A PVC the pod mounts cannot bind, so the pod cannot even be scheduled."""
     pvcs_result = inv.tool("list_pvcs", namespace=inv.subject.namespace)
-    pvcs = _rows(pvcs_result)
+    pvcs = facts.ok_rows(pvcs_result)
     pending = {p["name"]: p for p in pvcs if p.get("phase") == "Pending"}
     if not pending:
         return []
@@ -244,7 +257,7 @@ def cache_pvc_pending(inv: Investigation) -> list[Finding]:
         )
         claims = [
             m.group(1)
-            for v in _obj(described).get("volumes") or []
+            for v in facts.ok_obj(described).get("volumes") or []
             if (m := _PVC_VOLUME.search(str(v)))
         ]
         for claim in (c for c in claims if c in pending):
@@ -272,14 +285,14 @@ def _pvc_finding(
             where=f"pvc/{ns}/{name}",
         )
     ]
-    for event in _obj(described).get("events") or []:
+    for event in facts.ok_obj(described).get("events") or []:
         if "PersistentVolumeClaim" in str(event.get("message")):
             found.append(
                 evidence(described, str(event["message"]), where=f"pod/{ns}/{pod['name']}")
             )
             break
     pvc_events = inv.tool("k8s_events", namespace=ns, kind="pvc", name=name)
-    for event in _rows(pvc_events)[:1]:
+    for event in facts.ok_rows(pvc_events)[:1]:
         found.append(
             evidence(pvc_events, f"{event['reason']}: {event['message']}", where=f"pvc/{ns}/{name}")
         )
@@ -314,7 +327,7 @@ def startup_probe(inv: Investigation) -> list[Finding]:
         described = inv.tool(
             "k8s_describe", kind="pod", name=pod["name"], namespace=pod["namespace"]
         )
-        events = _obj(described).get("events") or []
+        events = facts.ok_obj(described).get("events") or []
         kills = [e for e in events if _PROBE_KILL.search(str(e.get("message")))]
         if not kills:
             continue
@@ -357,7 +370,7 @@ def _probe_evidence(
             described, f"{kill['reason']} x{kill.get('count', 1)}: {kill['message']}", where=where
         )
     ]
-    for container in _obj(described).get("containers") or []:
+    for container in facts.ok_obj(described).get("containers") or []:
         probe = (container.get("probes") or {}).get("startup")
         if probe:
             found.append(

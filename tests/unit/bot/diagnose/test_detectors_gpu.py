@@ -37,6 +37,7 @@ FIX_CODES = frozenset(
         "cordon-node",
         "scale-up",
         "scale-down",
+        "rollout-restart",
     }
 )
 """The fix codes these detectors suggest: the only expected fixes they are scored on."""
@@ -50,6 +51,16 @@ SCENARIOS = [
     "latency-preemption-long-context",
     "daily-cost-idle-gpus",
     "daily-checks-healthy",
+    "gpu-oom-70b-weights-on-a100-40gb",
+    "gpu-oom-batch-scoring-logprobs",
+    "context-too-long-llama-3-1-8b-on-l4",
+    "oomkilled-loading-qwen-32b",
+    "gpu-ecc-dbe-p4de-row-remap",
+    "gpu-xid43-engine-dead-500s",
+    "nccl-timeout-after-xid74-nvlink",
+    "question-llama-3-8b-slow-thermal-throttle",
+    "cost-spike-spot-to-on-demand",
+    "daily-checks-node-down-over-budget",
 ]
 
 ALSO_FOUND = {
@@ -57,6 +68,12 @@ ALSO_FOUND = {
     "gpu-underutilized-idle-replicas": {"gpu-oom/expected-preallocation"},
 }
 """What these detectors also conclude beyond the scenario's key (the key does not forbid it)."""
+EXACT_FIXES = {
+    "gpu-xid31-application-fault": set(),
+    "gpu-xid43-engine-dead-500s": {"rollout-restart@deployment/inference/mistral-7b"},
+}
+"""Application XIDs: a rollout restart only for a pod still holding the faulted context (43),
+never for pods that crash and restart by themselves (13/31 since a rollout)."""
 RULED_OUT = {
     "daily-cost-idle-gpus": {"cost/on-demand-shift"},
     "latency-preemption-long-context": {"inference-latency-high/queueing"},
@@ -148,6 +165,12 @@ def test_what_else_is_concluded_or_excluded(outcome: Outcome) -> None:
     assert ALSO_FOUND.get(name, set()) <= live(outcome.named)
     excluded = {f.code for f in outcome.named if f.ruled_out}
     assert RULED_OUT.get(name, set()) <= excluded
+
+
+def test_application_xids_restart_only_a_stuck_process(outcome: Outcome) -> None:
+    name = outcome.scenario.name
+    if name in EXACT_FIXES:
+        assert fixes(outcome.named) == EXACT_FIXES[name]
 
 
 def test_not_findings_never_appear_named_or_not(outcome: Outcome) -> None:

@@ -50,6 +50,16 @@ SCENARIOS = [
     "single-zone-replicas-az-impairment",
     "gpu-oom-kv-cache-pressure",
     "daily-checks-healthy",
+    "hf-hub-unreachable-egress-blocked",
+    "oomkilled-loading-qwen-32b",
+    "liveness-probe-kills-mixtral-load",
+    "gpu-idle-alert-s3-access-denied",
+    "gpu-oom-70b-weights-on-a100-40gb",
+    "context-too-long-llama-3-1-8b-on-l4",
+    "karpenter-p5-insufficient-capacity-all-zones",
+    "dns-coredns-timeouts-gateway-503",
+    "nccl-timeout-after-xid74-nvlink",
+    "daily-checks-node-down-over-budget",
 ]
 
 

@@ -113,3 +113,69 @@ def test_repeated_resolver_errors_are_dns_failure(tmp_path: Path) -> None:
 
     codes = {f.code for f in _run("gateway-timeout-long-reasoning", change, tmp_path)}
     assert codes == {network.DNS, network.REQUEST_TIMEOUT}
+
+
+def test_nccl_timeout_without_a_hardware_xid_gets_its_nccl_fix(tmp_path: Path) -> None:
+    """The same watchdog lines with a healthy GPU: the timeout is the finding and its fix; the
+    group already uses EFA, so only the timeout is proposed."""
+
+    def change(data: dict[str, Any]) -> None:
+        series = data["metrics"]["series"]
+        for key in [k for k in series if k.startswith("DCGM_FI_DEV_XID_ERRORS")]:
+            series[key] = "0x59"
+
+    findings = _run("nccl-timeout-after-xid74-nvlink", change, tmp_path)
+    assert {f.code for f in findings} == {network.NCCL}
+    assert _fixes(findings) == {
+        "increase-nccl-timeout@deployment/inference/llama-3-1-405b-head",
+        "increase-nccl-timeout@deployment/inference/llama-3-1-405b-worker",
+    }
+
+
+def test_nccl_timeout_after_a_hardware_xid_proposes_no_nccl_fix(tmp_path: Path) -> None:
+    findings = _run("nccl-timeout-after-xid74-nvlink", lambda data: None, tmp_path)
+    nccl = [f for f in findings if f.code == network.NCCL]
+    assert len(nccl) == 1 and nccl[0].fixes == []
+    assert any("XID_ERRORS = 74" in e.value for e in nccl[0].evidence)
+
+
+def test_unreachable_store_without_a_cache_pvc_proposes_nothing(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["cluster"]["pvcs"] = []
+        for workload in data["cluster"]["workloads"]:
+            workload.pop("volumes", None)
+            for container in workload["containers"]:
+                container.pop("volumeMounts", None)
+
+    findings = _run("hf-hub-unreachable-egress-blocked", change, tmp_path)
+    assert {f.code for f in findings} == {loading.UNREACHABLE}
+    assert _fixes(findings) == set()
+
+
+def test_a_cache_pvc_the_workload_already_mounts_is_not_offered_again(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        mistral = next(w for w in data["cluster"]["workloads"] if w["name"] == "mistral-7b")
+        mistral["volumes"] = [
+            {"name": "cache", "persistentVolumeClaim": {"claimName": "model-cache-pvc"}}
+        ]
+        mistral["containers"][0]["volumeMounts"] = [{"name": "cache", "mountPath": "/models"}]
+
+    findings = _run("hf-hub-unreachable-egress-blocked", change, tmp_path)
+    assert {f.code for f in findings} == {loading.UNREACHABLE}
+    assert _fixes(findings) == set()
+
+
+def test_pods_crashing_on_their_own_are_no_sign_of_zone_trouble(tmp_path: Path) -> None:
+    """Both crash-looping replicas in one zone: the placement is a risk worth saying (low
+    confidence), but their crashes are the store's fault, not evidence that the zone is failing."""
+
+    def change(data: dict[str, Any]) -> None:
+        for node in data["cluster"]["nodes"]:
+            if node["name"].startswith("ip-10-1-6-19"):
+                node["zone"] = "ap-northeast-2c"
+
+    findings = _run("hf-hub-unreachable-egress-blocked", change, tmp_path)
+    zone = [f for f in findings if f.code == network.ONE_ZONE]
+    assert len(zone) == 1 and zone[0].confidence == 0.5
+    assert all("not ready" not in e.value for e in zone[0].evidence)
+    assert loading.UNREACHABLE in {f.code for f in findings}
