@@ -176,6 +176,15 @@ class Settings(BaseSettings):
     llm_context_tokens: int | None = Field(None, gt=0)
     """Context window; unset means ask the server (vLLM reports max_model_len)."""
     llm_timeout_seconds: float = Field(60.0, gt=0)
+    """Per model call; past it the answer falls back to the runbook detectors."""
+    llm_max_tokens: int = Field(1024, gt=0)
+    """Most tokens one model answer may have (``max_completion_tokens``)."""
+    llm_streaming: bool = True
+    """Stream answers (usage is still reported: ``stream_options.include_usage``)."""
+    agent_max_steps: int = Field(6, gt=0)
+    """Model calls per answer; at the limit the agent answers from what it gathered."""
+    agent_memory_turns: int = Field(10, gt=0)
+    """Exchanges of one thread kept as context for follow-ups (older ones are dropped)."""
 
     # Tools
     tool_timeout_seconds: float = Field(10.0, gt=0)

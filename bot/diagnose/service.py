@@ -66,6 +66,12 @@ class Diagnoser:
         """Investigate, propose the fixes the evidence supports, answer a checklist question
         with the daily checks, and persist the result when a store is configured (once per
         ``source_key``, see ``history.save``)."""
+        _, diagnosis = self.investigate(trigger)
+        return self.save(diagnosis, source_key=source_key)
+
+    def investigate(self, trigger: Trigger) -> tuple[Investigation, Diagnosis]:
+        """The unsaved diagnosis and the investigation behind it (whose calls the agent goes on
+        sharing, and whose subject says which objects the trigger involves)."""
         started = time.monotonic()
         inv = self._investigation(trigger)
         diagnosis = engine.investigate(
@@ -82,7 +88,7 @@ class Diagnoser:
             trigger.question or "", inv.subject
         ):
             checks = self._checks(inv)
-        diagnosis = diagnosis.model_copy(
+        return inv, diagnosis.model_copy(
             update={
                 "proposals": proposed,
                 "refusals": refused,
@@ -92,13 +98,18 @@ class Diagnoser:
                 "requests": inv.calls,
             }
         )
-        if self.store is not None:
-            expiry = self.settings.approvals.expiry_minutes
-            diagnosis_id = history.save(
-                self.store, diagnosis, expiry_minutes=expiry, source_key=source_key
-            )
-            diagnosis = diagnosis.model_copy(update={"id": diagnosis_id})
-        return diagnosis
+
+    def save(self, diagnosis: Diagnosis, *, source_key: str | None = None) -> Diagnosis:
+        """``diagnosis`` with its store id, once saved (as is when there is no store)."""
+        if self.store is None:
+            return diagnosis
+        diagnosis_id = history.save(
+            self.store,
+            diagnosis,
+            expiry_minutes=self.settings.approvals.expiry_minutes,
+            source_key=source_key,
+        )
+        return diagnosis.model_copy(update={"id": diagnosis_id})
 
     def checks(self, *, cluster: str | None = None) -> list[CheckResult]:
         """The daily checks (SCENARIOS.md's table) against ``cluster`` (default: the default)."""
