@@ -166,6 +166,49 @@ def diagnose(  # noqa: PLR0917 - typer maps each option to a parameter
     typer.echo(diagnosis.model_dump_json(indent=2) if json_output else text.render(diagnosis))
 
 
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question, as you would ask it in Slack.")],
+    thread: Annotated[
+        str | None,
+        typer.Option(help="A conversation id: follow-ups with the same id keep the context."),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Which configured cluster (default: the default one).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the whole answer as one JSON object.")
+    ] = False,
+) -> None:
+    """Ask the bot: the runbook detectors first, then the model checks and explains (when one is
+    configured and answering; otherwise the detectors answer and the output says why)."""
+    from bot.agent import Agent
+    from bot.diagnose import service
+    from bot.diagnose.model import Trigger
+
+    settings: config.Settings = ctx.obj
+    store = _open_store(settings)
+    try:
+        answer = Agent(settings, store=store).answer(
+            Trigger(kind="question", question=question, cluster=cluster), thread_id=thread
+        )
+    except service.UnknownCluster as e:
+        typer.echo(f"opsbot ask: {e}", err=True)
+        raise typer.Exit(2) from e
+    finally:
+        if store is not None:
+            store.close()
+    if json_output:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    mode = "model" if answer.diagnosis.mode == "llm" else "runbook detectors"
+    calls = f", {answer.llm_calls} model calls" if answer.llm_calls else ""
+    typer.echo(answer.text)
+    found = ", ".join(answer.diagnosis.codes()) or "none"
+    typer.echo(f"\n[answered by the {mode}{calls}; findings: {found}]")
+
+
 def _trigger(
     alert: str | None, labels: list[str], workload: str | None, question: str | None
 ) -> Trigger:
