@@ -1,7 +1,8 @@
 """The bot's own model: ChatOpenAI on vLLM's OpenAI-compatible API, and its context window.
 
-Deterministic (temperature 0), bounded (``max_completion_tokens``, a timeout per call, one
-retry at most inside the SDK), and honest about its size: the context window comes from the
+Deterministic (temperature 0), bounded (``max_completion_tokens``, a timeout per call, and no
+retry inside the SDK: a failed call falls back to the runbook detectors at once, instead of
+waiting out a second timeout; the next question tries the model again), and honest about its size: the context window comes from the
 configuration or from the server (vLLM reports ``max_model_len`` in ``/v1/models``); when
 neither says, the bot assumes 8,192 tokens and logs that it did.
 """
@@ -42,7 +43,7 @@ def chat_model(settings: Settings) -> ChatOpenAI:
         temperature=0,
         max_completion_tokens=settings.llm_max_tokens,
         timeout=settings.llm_timeout_seconds,
-        max_retries=1,
+        max_retries=0,
         streaming=settings.llm_streaming,
         stream_usage=True,
     )
