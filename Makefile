@@ -44,9 +44,11 @@ test: check
 demo: setup
 	$(BIN)/opsbot demo
 
-# Not a test: times the deterministic diagnosis over scenarios/*.yaml (bench/README.md).
+# Not a test: times the deterministic diagnosis over scenarios/*.yaml, then measures the agent
+# (model calls, prompt size, fallback time) on the scripted ones (bench/README.md).
 bench: setup
 	$(BIN)/python bench/diagnose.py
+	$(BIN)/python bench/agent.py
 
 format: setup
 	$(BIN)/ruff format .

@@ -66,4 +66,4 @@ NOISY_LIBRARIES = ("botocore", "boto3", "urllib3")
 
 def get(name: str, **context: Any) -> Any:
     """A logger bound to ``context`` (structlog's BoundLogger)."""
-    return structlog.stdlib.get_logger(name).bind(**context)
+    return structlog.stdlib.get_logger(name, **context)  # bound lazily: configure() may come later

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lab.scenario import loader
+
+if TYPE_CHECKING:  # the eval imports the bot: only when eval runs (the CLI starts fast)
+    from lab import eval as lab_eval
 
 app = typer.Typer(
     help="The local stand-in cluster: validate scenarios, start the lab.", no_args_is_help=True
@@ -140,11 +143,20 @@ def eval_command(
     ] = False,
     llm: Annotated[
         str | None,
-        typer.Option("--llm", help="'scripted': the scenario's model (not available yet)."),
+        typer.Option(
+            "--llm",
+            metavar="scripted",
+            help="Answer with the agent on the lab's scripted model (the scenario's llm_script).",
+        ),
     ] = None,
     llm_url: Annotated[
         str | None,
-        typer.Option("--llm-url", help="An OpenAI-compatible model (not available yet)."),
+        typer.Option(
+            "--llm-url",
+            metavar="URL",
+            help="Answer with the agent on this OpenAI-compatible server, e.g. "
+            "http://vllm:8000/v1 (model: OPSBOT_LLM_MODEL).",
+        ),
     ] = None,
 ) -> None:
     """Run the bot against each scenario and score it; exit 0 only when every one passed."""
@@ -152,31 +164,45 @@ def eval_command(
 
     from lab import eval as lab_eval
 
-    unavailable = [
-        name
-        for name, given in (("--apply", apply), ("--llm", llm), ("--llm-url", llm_url))
-        if given
-    ]
-    if unavailable:
+    if apply:
         typer.echo(
-            f"opsbot eval: {', '.join(unavailable)} not available yet; "
-            "without them eval runs the deterministic path",
+            "opsbot eval: --apply not available yet; without it eval only proposes fixes",
             err=True,
         )
         raise typer.Exit(2)
+    model = _eval_llm(llm, llm_url)
     files = _expand(paths)
     if not files:
         typer.echo("opsbot eval: no scenario files given", err=True)
         raise typer.Exit(2)
     _quiet_logs(ctx)
     if json_output:
-        entries = lab_eval.run(files)
+        entries = lab_eval.run(files, llm=model)
         typer.echo(json.dumps(lab_eval.report(entries), indent=2))
     else:
         typer.echo(lab_eval.HEADER)
-        entries = lab_eval.run(files, on_entry=lambda e: typer.echo(lab_eval.row(e)))
+        entries = lab_eval.run(files, on_entry=lambda e: typer.echo(lab_eval.row(e)), llm=model)
         typer.echo(lab_eval.footer(entries))
     raise typer.Exit(0 if all(e.passed for e in entries) else 1)
+
+
+def _eval_llm(llm: str | None, llm_url: str | None) -> lab_eval.Llm | None:
+    """The model eval's agent path uses, or None for the deterministic path; exit 2 on misuse."""
+    from lab import eval as lab_eval
+
+    problem = None
+    if llm is not None and llm_url is not None:
+        problem = "--llm and --llm-url exclude each other"
+    elif llm is not None and llm != "scripted":
+        problem = f"--llm takes 'scripted' (the scenario's llm_script), not {llm!r}"
+    elif llm_url is not None and not llm_url.startswith(("http://", "https://")):
+        problem = f"--llm-url must be an http(s) URL, not {llm_url!r}"
+    if problem:
+        typer.echo(f"opsbot eval: {problem}", err=True)
+        raise typer.Exit(2)
+    if llm_url is not None:
+        return lab_eval.Llm(url=llm_url)
+    return lab_eval.Llm() if llm is not None else None
 
 
 def _quiet_logs(ctx: typer.Context) -> None:

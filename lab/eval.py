@@ -1,12 +1,17 @@
-"""``opsbot eval``, the deterministic path: run the bot against each scenario and score it.
+"""``opsbot eval``: run the bot against each scenario and score it.
 
 Per scenario (SCENARIOS.md, "What eval runs for a scenario"): bring the lab up, start the bot's
 real webhook on a free port with a fresh SQLite store, let the real Alertmanager deliver the
-scenario's alerts to it, wait until the store holds them, then diagnose the first firing alert
+scenario's alerts to it, wait until the store holds them, then answer the first firing alert
 from its stored row (or, with no alert, the scenario's question) and score only what ``expect``
 states. A scenario that fails to load or crashes is a failed entry; the others still run.
 
-``session`` is the reusable part: the benchmark repeats diagnoses inside one.
+Without an ``Llm`` the runbook detectors answer (the deterministic path). With one, the agent
+answers: ``Llm()`` is the lab's scripted model replaying the scenario's ``llm_script``,
+``Llm(url=...)`` a real OpenAI-compatible server. The scored findings are then the detectors'
+plus the model's, and the entry gains the model calls and prompt tokens the agent reported.
+
+``session`` is the reusable part: the benchmarks repeat answers inside one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from bot import alerts as alerts_mod
 from bot import server
+from bot.agent import Agent, Answer
 from bot.config import Settings
 from bot.diagnose import service
 from bot.diagnose.model import CheckResult, Diagnosis, Trigger
@@ -37,6 +43,15 @@ ALERT_TIMEOUT = 30.0
 
 class EvalError(RuntimeError):
     """The lab or the bot did not get to the point where there is something to score."""
+
+
+@dataclass(frozen=True)
+class Llm:
+    """The model the agent path talks to."""
+
+    url: str | None = None
+    """An OpenAI-compatible base URL (``http://host:8000/v1``); None: the lab's scripted model,
+    replaying the scenario's ``llm_script`` (a scenario without one gets its final text)."""
 
 
 @dataclass
@@ -55,13 +70,21 @@ class Session:
         """A fresh Diagnoser (and so a fresh per-investigation cache) on the bot's settings."""
         return service.Diagnoser(self.settings, store=self.store)
 
+    def agent(self, diagnoser: service.Diagnoser | None = None) -> Agent:
+        """A fresh Agent on the bot's settings (its model is the session's ``Llm``)."""
+        return Agent(self.settings, store=self.store, diagnoser=diagnoser or self.diagnoser())
+
 
 @contextlib.contextmanager
-def session(scenario: Scenario, *, alert_timeout: float = ALERT_TIMEOUT) -> Iterator[Session]:
+def session(
+    scenario: Scenario, *, alert_timeout: float = ALERT_TIMEOUT, llm: Llm | None = None
+) -> Iterator[Session]:
     """Lab up, bot webhook listening, the scenario's alerts stored; all stopped on exit.
 
     The bot's server is bound before the lab starts because Alertmanager needs its URL; its
     webhook route is added once the lab's settings exist, and only then are alerts delivered.
+    With a scripted ``llm`` the lab serves the scenario's model and the settings point at it;
+    with a URL the settings point there; without one the bot has no model.
     """
     started = time.monotonic()
     token = secrets.token_urlsafe(24)
@@ -73,9 +96,13 @@ def session(scenario: Scenario, *, alert_timeout: float = ALERT_TIMEOUT) -> Iter
         bot.start()
         try:
             lab.start(
-                webhook_url=f"{bot.url}/alertmanager", webhook_token=token, deliver_alerts=False
+                webhook_url=f"{bot.url}/alertmanager",
+                webhook_token=token,
+                deliver_alerts=False,
+                llm_script=llm is not None and llm.url is None,
             )
-            settings = lab.settings(webhook_token=token, db_path=db_path)
+            model = {"llm_base_url": llm.url} if llm is not None and llm.url else {}
+            settings = lab.settings(webhook_token=token, db_path=db_path, **model)
             router.add(
                 "POST", "/alertmanager", server.alertmanager_handler(settings=settings, store=store)
             )
@@ -184,15 +211,28 @@ class Entry:
     """Backend requests the diagnosis made."""
     unreachable: list[str] = field(default_factory=list)
     file: str = ""
+    llm_calls: int | None = None
+    """With an LLM: model calls the agent made (None on the deterministic path)."""
+    prompt_tokens: int | None = None
+    """With an LLM: prompt tokens over all calls, as the server's ``usage`` reported them."""
+    prompt_tokens_max: int | None = None
+    """With an LLM: the largest single call's prompt tokens."""
+    mode: str | None = None
+    """With an LLM: who answered, ``llm`` or ``rules`` (the model was unavailable)."""
+    fallback: str | None = None
+    """With an LLM that could not help: why the runbook detectors answered alone."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
         data["lab_seconds"] = round(self.lab_seconds, 3)
+        if self.llm_calls is None:  # the deterministic path's entry has no LLM keys
+            for key in ("llm_calls", "prompt_tokens", "prompt_tokens_max", "mode", "fallback"):
+                del data[key]
         return data
 
 
-def run_file(path: Path) -> Entry:
+def run_file(path: Path, *, llm: Llm | None = None) -> Entry:
     """Load and evaluate one file; never raises for a bad scenario or a crash."""
     try:
         scenario = loader.load_file(path)
@@ -200,7 +240,7 @@ def run_file(path: Path) -> Entry:
         failures = [f"not a valid scenario: {problem}" for problem in e.problems]
         return Entry(name=path.stem, passed=False, failures=failures, file=str(path))
     try:
-        entry = run_scenario(scenario)
+        entry = run_scenario(scenario) if llm is None else run_scenario_llm(scenario, llm)
     except Exception as e:  # one scenario's crash must not end the eval
         entry = Entry(name=scenario.name, passed=False, failures=[f"error: {describe(e)}"])
     entry.file = str(path)
@@ -218,6 +258,40 @@ def run_scenario(scenario: Scenario) -> Entry:
             checks = diagnoser.checks()
         seconds = time.monotonic() - started
     return entry_for(scenario, diagnosis, checks, seconds=seconds, lab_seconds=s.lab_seconds)
+
+
+def run_scenario_llm(scenario: Scenario, llm: Llm) -> Entry:
+    """Lab up (with the scripted model unless ``llm`` has a URL), the agent answers, scored."""
+    with session(scenario, llm=llm) as s:
+        return agent_entry(s)
+
+
+def agent_entry(s: Session) -> Entry:
+    """Let the agent answer the session's trigger and score its diagnosis: the detectors'
+    findings plus the model's, the runbook the engine selected, the proposals of both."""
+    diagnoser = s.diagnoser()
+    started = time.monotonic()
+    answer = s.agent(diagnoser).answer(s.trigger) if s.trigger is not None else None
+    diagnosis = answer.diagnosis if answer is not None else None
+    checks = list(diagnosis.checks) if diagnosis is not None else []
+    if s.scenario.expect.checks and not checks:
+        checks = diagnoser.checks()
+    seconds = time.monotonic() - started
+    entry = entry_for(s.scenario, diagnosis, checks, seconds=seconds, lab_seconds=s.lab_seconds)
+    return with_answer(entry, answer)
+
+
+def with_answer(entry: Entry, answer: Answer | None) -> Entry:
+    """The entry with the agent's model accounting; a fallback fails it, because eval with an
+    LLM scores the agent path and the model did not take part."""
+    entry.llm_calls, tokens = (answer.llm_calls, answer.prompt_tokens) if answer else (0, [])
+    entry.prompt_tokens, entry.prompt_tokens_max = sum(tokens), max(tokens, default=0)
+    if answer is not None:
+        entry.mode, entry.fallback = answer.diagnosis.mode, answer.fallback
+    if entry.fallback:
+        entry.failures.append(f"llm: {entry.fallback}")
+        entry.passed = False
+    return entry
 
 
 def entry_for(
@@ -278,11 +352,16 @@ def summary(entries: Sequence[Entry]) -> dict[str, Any]:
     return {"total": total, "passed": passed, "pass_rate": round(passed / total, 4) if total else 0}
 
 
-def run(files: Sequence[Path], *, on_entry: Callable[[Entry], None] | None = None) -> list[Entry]:
+def run(
+    files: Sequence[Path],
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    llm: Llm | None = None,
+) -> list[Entry]:
     """Evaluate every file in order; ``on_entry`` sees each result as soon as it exists."""
     entries: list[Entry] = []
     for path in files:
-        entry = run_file(path)
+        entry = run_file(path, llm=llm)
         entries.append(entry)
         if on_entry is not None:
             on_entry(entry)
@@ -298,14 +377,24 @@ HEADER = f"{'SCENARIO':<44} {'RESULT':<6} {'RUNBOOK':<32} {'SECONDS':>7}"
 
 
 def row(entry: Entry) -> str:
-    """One table row, and under a failed one each failure on its own line."""
+    """One table row (with an LLM, its calls and largest prompt after it), and under a failed
+    one each failure on its own line."""
     line = (
         f"{entry.name:<44} {'PASS' if entry.passed else 'FAIL':<6} "
         f"{entry.runbook or '-':<32} {entry.seconds:>7.2f}"
     )
+    if entry.llm_calls is not None:
+        calls = f"{entry.llm_calls} LLM call{'' if entry.llm_calls == 1 else 's'}"
+        line += f"  {calls}, largest prompt {entry.prompt_tokens_max} tokens"
     return "\n".join([line, *(f"    - {failure}" for failure in entry.failures)])
 
 
 def footer(entries: Sequence[Entry]) -> str:
     s = summary(entries)
-    return f"{s['passed']}/{s['total']} passed ({s['pass_rate']:.0%})"
+    line = f"{s['passed']}/{s['total']} passed ({s['pass_rate']:.0%})"
+    used = [e for e in entries if e.llm_calls is not None]
+    if used:
+        calls = max(e.llm_calls or 0 for e in used)
+        largest = max(e.prompt_tokens_max or 0 for e in used)
+        line += f"; at most {calls} LLM calls per answer, largest prompt {largest} tokens"
+    return line

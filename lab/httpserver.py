@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -79,6 +80,15 @@ class Fault:
 Handler = Callable[[Request], Response]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a timeout, a cancelled stream) is normal here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
+
+
 class LabServer:
     """Serve ``handler`` on 127.0.0.1 (port 0 picks a free one) on a daemon thread."""
 
@@ -88,7 +98,7 @@ class LabServer:
         self.requests: list[Request] = []
         self.fault: Fault | None = None
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), self._request_class())
+        self._httpd = _QuietServer((host, port), self._request_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -1,10 +1,11 @@
 """The bot's own model: ChatOpenAI on vLLM's OpenAI-compatible API, and its context window.
 
-Deterministic (temperature 0), bounded (``max_completion_tokens``, a timeout per call, and no
-retry inside the SDK: a failed call falls back to the runbook detectors at once, instead of
-waiting out a second timeout; the next question tries the model again), and honest about its size: the context window comes from the
-configuration or from the server (vLLM reports ``max_model_len`` in ``/v1/models``); when
-neither says, the bot assumes 8,192 tokens and logs that it did.
+Deterministic (temperature 0) and bounded: ``max_completion_tokens``, a timeout per call and
+no retry inside the SDK, so a failed call falls back to the runbook detectors at once instead
+of waiting out a second timeout (the next question tries the model again). Honest about its
+size: the context window comes from the configuration or from the server (vLLM reports
+``max_model_len`` in ``/v1/models``); a server that answers without it makes the bot assume
+8,192 tokens and log that it did; a server that does not answer is a model failure.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def context_window(settings: Settings) -> Window:
         client = openai.OpenAI(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key.get_secret_value(),
-            timeout=min(settings.llm_timeout_seconds, 10.0),
+            timeout=settings.llm_timeout_seconds,
             max_retries=0,
         )
         try:
@@ -69,7 +70,9 @@ def context_window(settings: Settings) -> Window:
                 length = (model.model_extra or {}).get("max_model_len")
                 if isinstance(length, int) and length > 0:
                     return Window(length, "server")
-        except openai.OpenAIError as e:
+        except (openai.APIConnectionError, openai.InternalServerError):
+            raise  # the model is down: the caller falls back now, not after a chat timeout
+        except openai.OpenAIError as e:  # e.g. a server without /v1/models (404)
             log.warning("agent.context_window_unknown", error=str(e))
         finally:
             client.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from bot.agent import Agent, Answer
@@ -324,6 +325,9 @@ def test_the_context_window_comes_from_config_or_the_server(oom: Running) -> Non
         assert context_window(_settings(oom, llm)).tokens == 12_288
         assert context_window(_settings(oom, llm)).source == "server"
         assert context_window(_settings(oom, llm, llm_context_tokens=4096)).source == "config"
+        llm.server.fault = Fault(status=404, path="/v1/models")  # a server that does not say
+        assumed = context_window(_settings(oom, llm))
+        assert (assumed.tokens, assumed.source) == (8192, "assumed")
     down = oom.lab.settings(llm_base_url=f"http://127.0.0.1:{_closed_port()}/v1")
-    assumed = context_window(down)
-    assert (assumed.tokens, assumed.source) == (8192, "assumed")
+    with pytest.raises(openai.APIConnectionError):  # a model that is down is a failure
+        context_window(down)
