@@ -173,9 +173,9 @@ def _model_too_large(
         size_text = f"~{sizes[0]:.0f} GB of weights for ~{sizes[1]:.0f} GB of GPU memory"
         ev.append(evidence(w.describe, f"{s.model}: {size_text}", where=w.target))
     confidence = 0.95 if loading[0].during_load and too_big else 0.85
+    # Not enable-quantization: vLLM's online fp8 loads the bf16 weights before quantizing them,
+    # so it cannot rescue weights that do not fit (a pre-quantized checkpoint is a model change).
     fixes = [_fix("increase-tensor-parallel", w, "spread the weights over more GPUs")]
-    if vllm.bytes_per_parameter(s.quantization, s.model or "", s.dtype) >= 2:
-        fixes.append(_fix("enable-quantization", w, "fp8 halves the weights"))
     return Finding(
         code=MODEL_SIZE,
         summary=f"{w.name} runs out of GPU memory while loading its weights"
@@ -265,8 +265,19 @@ def _serving_oom(
     return out
 
 
-def _context(w: facts.Workload, s: facts.Settings, logs: _Logs) -> Finding | None:
+QUANTIZE_SHARE = 0.4
+"""Weights above this share of the GPU memory: fp8 frees enough of it to matter for KV cache."""
+
+
+def _context(
+    w: facts.Workload, s: facts.Settings, logs: _Logs, sizes: tuple[float, float] | None
+) -> Finding | None:
     fix = [_fix("limit-max-model-len", w, "fit the context to the KV cache")]
+    wide = vllm.bytes_per_parameter(s.quantization, s.model or "", s.dtype) >= 2
+    if wide and sizes is not None and QUANTIZE_SHARE * sizes[1] < sizes[0] <= 0.9 * sizes[1]:
+        # The weights load (online fp8 needs that) and take much of the GPU: halving them
+        # grows the KV cache while keeping the context length.
+        fix.append(_fix("enable-quantization", w, "fp8 weights leave room for a longer KV cache"))
     if logs.too_long:
         return Finding(
             code=CONTEXT,
@@ -304,7 +315,7 @@ def detect_oom(inv: Investigation) -> list[Finding]:
         if too_large := _model_too_large(w, s, logs.ooms, sizes):
             found.append(too_large)
         found += _serving_oom(inv, w, s, logs, sizes)
-        if context := _context(w, s, logs):
+        if context := _context(w, s, logs, sizes):
             found.append(context)
     return found
 

@@ -88,8 +88,8 @@ expect:
   not_findings: [gpu-oom/kv-cache-pressure, gpu-oom/batch-too-large, gpu-oom/context-too-long]
   fixes:
     - increase-tensor-parallel@deployment/inference/llama-3-70b
-    - enable-quantization@deployment/inference/llama-3-70b
-  not_fixes: [lower-gpu-memory-utilization, limit-max-num-seqs, reduce-batch-size]
+  # online fp8 loads the bf16 weights first, so it cannot rescue weights that do not fit
+  not_fixes: [enable-quantization, lower-gpu-memory-utilization, limit-max-num-seqs, reduce-batch-size]
 """
 
 CONTEXT = f"""
@@ -119,8 +119,9 @@ question: llama-3-8b never becomes ready, why?
 expect:
   findings: [gpu-oom/context-too-long]
   not_findings: [gpu-oom/model-too-large, gpu-oom/kv-cache-pressure, gpu-oom/batch-too-large]
-  fixes: [limit-max-model-len@deployment/inference/llama-3-8b]
-  not_fixes: [lower-gpu-memory-utilization, increase-tensor-parallel, enable-quantization]
+  # 16 GB of bf16 weights on a 24 GB L4: fp8 would double the room for the KV cache
+  fixes: [limit-max-model-len@deployment/inference/llama-3-8b, enable-quantization@deployment/inference/llama-3-8b]
+  not_fixes: [lower-gpu-memory-utilization, increase-tensor-parallel]
 """
 
 HOST_OOM = f"""
@@ -253,8 +254,23 @@ expect:
   not_fixes: [scale-down, scale-up]
 """
 
+# The same refusal on a 48 GB L40S: 16 GB of weights is a third of the GPU, so fp8 would not
+# change much; capping the context is the fix.
+CONTEXT_ROOMY = (
+    CONTEXT.replace("instance_type: g6.xlarge", "instance_type: g6e.xlarge")
+    .replace(
+        "  # 16 GB of bf16 weights on a 24 GB L4: fp8 would double the room for the KV cache\n", ""
+    )
+    .replace(", enable-quantization@deployment/inference/llama-3-8b]", "]")
+    .replace(
+        "not_fixes: [lower-gpu-memory-utilization,",
+        "not_fixes: [enable-quantization, lower-gpu-memory-utilization,",
+    )
+)
+
 CASES = {
     "batch": BATCH,
+    "context-too-long-roomy-gpu": CONTEXT_ROOMY,
     "model-too-large": TOO_LARGE,
     "context-too-long": CONTEXT,
     "host-oomkilled": HOST_OOM,
