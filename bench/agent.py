@@ -292,10 +292,10 @@ def markdown(
             f"Worst: {total['max_fallback_seconds']:.2f} s (goal < {GOAL_FALLBACK_SECONDS:g} s: "
             f"{_met(total['goal_fallback_met'])}). A refused connection counts from the end of "
             "the detectors' work, a 503 from the model's first request, a slow model from the "
-            "moment its first request timed out (when the context-window probe `/v1/models` is "
-            "among the requests, it waits out a whole timeout before the chat call waits out "
-            "its own); `after last timeout` counts from the last request's timeout. `answer s` "
-            "is the whole answer, detectors included.",
+            "moment its first request timed out (a model that fails its context-window probe "
+            "`/v1/models` is not asked to chat: one timeout, not two); `after last timeout` "
+            "counts from the last request's timeout. `answer s` is the whole answer, detectors "
+            "included.",
         ]
     if total["errors"]:
         lines.append(f"\n{total['errors']} measurement(s) failed (see the tables).")
