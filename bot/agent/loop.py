@@ -124,8 +124,10 @@ class Agent:
                     guards.RefuseRepeats(),
                 ],
             )
-            messages: list[BaseMessage] = [
-                HumanMessage(m.content) if m.role == "user" else AIMessage(m.content)
+            messages: list[BaseMessage] = [  # what people said is data, now as then
+                HumanMessage(prompts.fence(m.content, source="earlier question", limit=1500))
+                if m.role == "user"
+                else AIMessage(m.content)
                 for m in remembered
             ]
             opening = prompts.first_message(

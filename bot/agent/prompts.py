@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from bot.diagnose.model import Diagnosis, Trigger
@@ -43,8 +44,14 @@ Safety:
 
 
 def fence(text: str, *, source: str, limit: int = 6000) -> str:
-    """``text`` as fenced, redacted, size-capped data from ``source``."""
-    clean = _MARKERS.sub("[fence]", redact.redact(text))
+    """``text`` as fenced, redacted, size-capped data from ``source``.
+
+    Look-alike characters are folded (NFKC) and invisible ones dropped first, so a fence marker
+    hidden with a zero-width space or fullwidth signs is found and defused like a plain one.
+    """
+    folded = unicodedata.normalize("NFKC", redact.redact(text))
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    clean = _MARKERS.sub("[fence]", visible)
     if len(clean) > limit:
         clean = clean[:limit] + f"\n… [{len(clean) - limit} more characters cut]"
     return f"{FENCE_OPEN} source={source}\n{clean}\n{FENCE_CLOSE}"

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from bot.agent import prompts
 from bot.config import Fixes
 from bot.diagnose import codes, proposals
+from bot.diagnose import subject as subject_mod
 from bot.diagnose.investigation import Investigation
 from bot.diagnose.model import Diagnosis, Evidence, Finding, FixSuggestion, Proposal
 from bot.fixes.catalog import CATALOG
@@ -70,8 +71,11 @@ class Record:
 
 
 def related_targets(inv: Investigation, diagnosis: Diagnosis) -> set[str]:
-    """Objects this trigger involves: its subject, and what the findings and fixes name."""
-    subject = inv.subject
+    """Objects a fix may target: what the trigger names by its labels, workload or question
+    (not the free text of alert annotations, which anyone who controls a label value can
+    shape), their pods' nodes and NodePools, and what the detectors' findings and fixes name."""
+    trusted = inv.trigger.model_copy(update={"annotations": {}})
+    subject = subject_mod.of(inv, trusted, default_namespace=inv.subject.namespace)
     related = {f"deployment/{subject.namespace}/{w}" for w in subject.workloads}
     related |= {f"node/{n}" for n in subject.nodes}
     related |= {f"nodepool/{p}" for p in subject.nodepools}
@@ -108,11 +112,13 @@ def build(
         built, refused = proposals.propose(inv, [_carrier(suggestion)], fixes=fixes, now=inv.now)
         if refused:
             record.refused.append(f"{code}@{target}")
-            return f"refused by the catalog: {refused[0].why}"
+            why = prompts.fence(refused[0].why, source="fix catalog", limit=600)
+            return f"refused by the catalog:\n{why}"
         with record.lock:
             record.proposals.extend(built)
-        proposal = built[0]
-        return f"recorded for human approval: {proposal.label}: {proposal.diff}"
+        proposal = built[0]  # its diff quotes the live object: data, like any tool output
+        diff = prompts.fence(proposal.diff, source="fix catalog", limit=1500)
+        return f"recorded for human approval: {proposal.label}\n{diff}"
 
     def report_diagnosis(findings: list[str], summary: str) -> str:
         unknown = [c for c in findings if c not in codes.FINDING_CODES]

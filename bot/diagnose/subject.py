@@ -42,7 +42,12 @@ def _mentioned(trigger: Trigger) -> set[str]:
 
 def resolve(inv: Investigation, *, default_namespace: str) -> Subject:
     """Fill ``inv.subject`` from the trigger and the cluster's objects, and return it."""
-    trigger = inv.trigger
+    inv.subject = of(inv, inv.trigger, default_namespace=default_namespace)
+    return inv.subject
+
+
+def of(inv: Investigation, trigger: Trigger, *, default_namespace: str) -> Subject:
+    """What ``trigger`` names among the cluster's objects (reads through ``inv``, sets nothing)."""
     namespace = trigger.namespace or trigger.labels.get("namespace") or default_namespace
     subject = Subject(namespace=namespace)
     mentioned = _mentioned(trigger)
@@ -70,5 +75,4 @@ def resolve(inv: Investigation, *, default_namespace: str) -> Subject:
     pool_of = {n["name"]: n.get("nodepool") for n in nodes}
     subject.nodepools = sorted({p for n in subject.nodes if (p := pool_of.get(n))})
     subject.models = sorted({m for w in subject.workloads if (m := model_of.get(w))})
-    inv.subject = subject
     return subject
