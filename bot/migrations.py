@@ -115,4 +115,21 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (thread_id, seq)
     );
     """,
+    """
+    CREATE TABLE slack_messages (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        ts TEXT,
+        thread_ts TEXT,
+        state TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE slack_events (
+        event_id TEXT PRIMARY KEY,
+        received_at REAL NOT NULL
+    );
+    """,
 )
