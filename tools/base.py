@@ -122,8 +122,14 @@ def run(
     limits: Limits,
     cluster: str | None = None,
     retry: bool = True,
+    redact_data: bool = True,
 ) -> ToolResult:
-    """Call ``fetch`` within the limits and wrap whatever happens in a ToolResult."""
+    """Call ``fetch`` within the limits and wrap whatever happens in a ToolResult.
+
+    ``redact_data=False`` keeps ``data`` as the backend sent it (the text is redacted anyway):
+    only for the fix catalog, which must test the exact values it replaces, never for a result
+    the LLM, Slack, logs or the store see.
+    """
     started = time.monotonic()
     deadline = started + limits.timeout
 
@@ -163,7 +169,7 @@ def run(
         status="no_data" if output.no_data else "ok",
         call=redact.redact(call),
         text=text,
-        data=redact.redact_data(output.data),
+        data=redact.redact_data(output.data) if redact_data else output.data,
         cluster=cluster,
         duration_ms=(time.monotonic() - started) * 1000,
         truncated=cut is not None,

@@ -104,6 +104,7 @@ def run(
     tool: str,
     reads: Sequence[Read],
     render: Callable[[list[Any]], base.Output],
+    redact_data: bool = True,
 ) -> base.ToolResult:
     """Make ``reads`` in order within the call's deadline and render their answers.
 
@@ -133,6 +134,7 @@ def run(
         fetch=fetch,
         limits=box.limits,
         cluster=config.name,
+        redact_data=redact_data,
     )
 
 

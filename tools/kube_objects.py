@@ -2,8 +2,10 @@
 
 The catalog's patches address fields by JSON pointer and guard them with ``test`` ops, so it
 needs the object itself, not a tool's summary. These reads are not in the LLM's tool catalog
-(the summaries are what a model should read); the data is redacted like every tool result,
-which leaves the fields a fix changes intact.
+(the summaries are what a model should read). The data is redacted like every tool result,
+unless the fix catalog asks for the object as served (``redacted=False``): a patch's ``test``
+ops must carry the exact values they guard, secrets included, and only the redacted form of
+such a patch is ever shown or stored.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def get_object(
     name: str,
     namespace: str | None = None,
     cluster: str | None = None,
+    redacted: bool = True,
 ) -> base.ToolResult:
     """One object by kind and name; ``data`` is the object with ``kind`` and ``apiVersion``."""
     tool = "k8s_object"
@@ -71,4 +74,6 @@ def get_object(
         return base.Output(data=obj, text=f"{canonical} {where}")
 
     read = kube_api.Read(api_path)
-    return kube_api.run(box=box, config=config, tool=tool, reads=[read], render=show)
+    return kube_api.run(
+        box=box, config=config, tool=tool, reads=[read], render=show, redact_data=redacted
+    )

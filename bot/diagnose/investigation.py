@@ -104,8 +104,15 @@ class Investigation:
             return kube_objects.get_object(box=self.box, **arguments)
         return catalog.get(name).run(self.box, arguments)
 
-    def obj(self, kind: str, name: str, namespace: str | None = None) -> ToolResult:
-        """A whole object as the API serves it (``data``), read once per investigation."""
+    def obj(
+        self, kind: str, name: str, namespace: str | None = None, *, raw: bool = False
+    ) -> ToolResult:
+        """A whole object as the API serves it (``data``), read once per investigation;
+        ``raw`` keeps secret values (for building a patch only, never to show)."""
+        if raw:
+            return self.tool(
+                "k8s_object", kind=kind, name=name, namespace=namespace, redacted=False
+            )
         return self.tool("k8s_object", kind=kind, name=name, namespace=namespace)
 
     def results(self) -> list[ToolResult]:

@@ -4,6 +4,12 @@ A detector only says which fix would help and where; whether it can be proposed 
 catalog's call, made on the object as the API serves it now, with the facts some fixes need
 (the node a workload runs on, the cluster's zones, the model-cache PVC). A suggestion the
 catalog refuses becomes a Refusal with its reason, so a reviewer sees why it is not offered.
+
+The catalog builds on the object as served, secrets included, because its ``test`` ops must
+carry the exact values they guard (an appended env var pins the whole env list). What leaves
+this module is the redacted form of the patch, its hash and its diff: that is what a person
+reviews and approves. Applying rebuilds the patch from the live object and sends it only when
+its redacted form still hashes to the approved one.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from bot import config
 from bot.diagnose.investigation import Investigation
 from bot.diagnose.model import Finding, FixSuggestion, Proposal, Refusal
 from bot.fixes import catalog
-from bot.fixes.model import FixContext, FixPatch, NodeFacts
-from tools import kube_objects
+from bot.fixes.model import FixContext, FixPatch, NodeFacts, patch_hash
+from tools import kube_objects, redact
 
 
 def propose(
@@ -39,16 +45,17 @@ def propose(
             if isinstance(built, Refusal):
                 refusals.append(built)
                 continue
+            shown = redact.redact_data(built.ops)
             proposals.append(
                 Proposal(
                     code=built.code,
                     target=built.target,
                     finding=finding.code,
                     reason=suggestion.reason or finding.summary,
-                    patch=built.ops,
-                    patch_hash=built.patch_hash,
-                    diff=built.diff,
-                    summary=built.summary,
+                    patch=shown,
+                    patch_hash=patch_hash(shown),
+                    diff=redact.redact(built.diff),
+                    summary=redact.redact(built.summary),
                     risk=built.risk,
                 )
             )
@@ -76,7 +83,7 @@ def _build(
             code=suggestion.code, target=suggestion.target, why="not a target this bot can patch"
         )
     kind, namespace, name = parsed
-    result = inv.obj(kind, name, namespace)
+    result = inv.obj(kind, name, namespace, raw=True)
     if result.status != "ok" or not isinstance(result.data, dict):
         why = f"could not read it: {result.error or result.text}"
         return Refusal(code=suggestion.code, target=suggestion.target, why=why)

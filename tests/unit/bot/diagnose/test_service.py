@@ -13,10 +13,12 @@ import pytest
 
 from bot.diagnose import history, proposals, service
 from bot.diagnose.model import Diagnosis, Evidence, Finding, FixSuggestion, Trigger
-from bot.fixes.model import patch_hash
+from bot.fixes import catalog
+from bot.fixes.model import FixContext, patch_hash
 from bot.store import Store
 from lab import up
 from lab.scenario import loader
+from tools import redact
 
 ROOT = Path(__file__).resolve().parents[4]
 OOM_WORKLOAD = "deployment/inference/llama-3-8b"
@@ -201,3 +203,43 @@ def test_the_store_keeps_no_secret(oom: Running) -> None:
     assert token not in json.dumps(row)
     loaded = history.load(oom.store, diagnosis_id)
     assert loaded is not None and loaded.findings[0].code == "gpu-oom/kv-cache-pressure"
+
+
+SECRET_ENV = """
+name: secret-env
+cluster:
+  nodes: [{name: gpu-a, instance_type: g6e.xlarge}]
+  workloads:
+    - name: gateway
+      labels: {app: gateway, model: gateway}
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.11.0
+          args: ["--model", "Qwen/Qwen2.5-7B-Instruct"]
+          env: {HF_TOKEN: "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"}
+"""
+
+
+def test_patches_are_built_on_the_live_object_and_shown_redacted() -> None:
+    secret = "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+    with up.Lab(loader.load_text(SECRET_ENV)) as lab:
+        lab.start(deliver_alerts=False)
+        diagnoser = service.Diagnoser(lab.settings())
+        inv = diagnoser._investigation(
+            Trigger(kind="workload", namespace="inference", workload="gateway")
+        )
+        target = "deployment/inference/gateway"
+        finding = _finding(FixSuggestion(code="increase-request-timeout", target=target))
+        (proposal,), refused = proposals.propose(
+            inv, [finding], fixes=lab.settings().fixes, now=inv.now
+        )
+        raw = inv.obj("Deployment", "gateway", "inference", raw=True).data
+    assert refused == []
+    shown = json.dumps(proposal.model_dump())
+    assert secret not in shown and "REDACTED" in shown  # the pinned env list, as reviewed
+    # What applying will do: rebuild on the live object, send it only if its redacted form is
+    # what was approved. The rebuilt patch guards the real value, so the test op can pass.
+    rebuilt = catalog.build("increase-request-timeout", raw, context=FixContext())
+    assert not isinstance(rebuilt, catalog.Refused)
+    assert secret in json.dumps(rebuilt.ops)
+    assert patch_hash(redact.redact_data(rebuilt.ops)) == proposal.patch_hash
