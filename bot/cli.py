@@ -209,6 +209,97 @@ def ask(
     typer.echo(f"\n[answered by the {mode}{calls}; findings: {found}]")
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option(min=1, help="Worker threads doing the jobs.")] = 4,
+) -> None:
+    """Run the bot: HTTP (/alertmanager, /healthz, /readyz, and /slack/events unless Socket
+    Mode), Socket Mode when SLACK_APP_TOKEN is set, and the workers. Stops on SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from bot import server
+    from bot.agent import Agent
+    from bot.diagnose.service import Diagnoser
+    from bot.slack import alert_messages, chat, commands, diagnosis_posts
+    from bot.slack import app as slack_app
+    from bot.slack import client as slack_client
+    from bot.store import Store
+    from bot.worker import AlertHandler, DiagnoseHandler, Handler, Worker
+
+    settings: config.Settings = ctx.obj
+    log = logs.get("opsbot.serve")
+    try:
+        store = Store(settings.db_path)
+        web = slack_client.web_client(settings)
+        bolt = slack_app.build_app(settings=settings, store=store, client=web)
+    except (OSError, sqlite3.Error, ValueError) as e:
+        typer.echo(f"opsbot serve: {e}", err=True)
+        raise typer.Exit(2) from e
+    diagnoser = Diagnoser(settings, store=store)
+    agent = Agent(settings, store=store, diagnoser=diagnoser)
+    posts = diagnosis_posts.DiagnosisPosts(store, web, agent)
+    cmds = commands.Commands(settings=settings, store=store, client=web, diagnoser=diagnoser)
+    handlers: dict[str, Handler] = {
+        "alert": AlertHandler(
+            store,
+            diagnoser,
+            messages=alert_messages.AlertMessages(store, web, settings),
+            posts=posts,
+        ),
+        slack_app.DIAGNOSE_JOB: DiagnoseHandler(posts),
+        slack_app.CHAT_JOB: chat.ChatHandler(
+            settings=settings, store=store, client=web, agent=agent
+        ),
+        slack_app.COMMAND_JOB: cmds.command,
+        slack_app.SILENCE_JOB: cmds.silence_button,
+        slack_app.ACK_JOB: cmds.ack_button,
+    }
+    socket = settings.slack_app_token is not None
+    router = server.routes(
+        settings=settings,
+        store=store,
+        slack_events=None if socket else slack_app.http_handler(bolt),
+    )
+    http = server.serve(settings, store, router=router)
+    socket_handler = slack_app.SocketMode(bolt, settings) if socket else None
+    if socket_handler is not None:
+        socket_handler.start()
+    stop = threading.Event()
+
+    def work(number: int) -> None:
+        try:
+            Worker(store, handlers, name=f"{socket_name()}:w{number}").run(stop)
+        finally:
+            store.close()
+
+    threads = [
+        threading.Thread(target=work, args=(n,), name=f"opsbot-worker-{n}", daemon=True)
+        for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("serve.started", url=http.url, socket_mode=socket, workers=workers)
+    stop.wait()
+    log.info("serve.stopping")
+    if socket_handler is not None:
+        socket_handler.stop()
+    http.stop()
+    for thread in threads:
+        thread.join(timeout=30)
+    store.close()
+
+
+def socket_name() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _trigger(
     alert: str | None, labels: list[str], workload: str | None, question: str | None
 ) -> Trigger:

@@ -213,6 +213,8 @@ class BotServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
+    """The listen backlog: the stdlib's 5 resets connections when Slack sends a burst."""
 
     def __init__(self, address: tuple[str, int], router: Router, hook: Hook | None) -> None:
         self.router = router
@@ -373,10 +375,13 @@ def readyz_handler(*, store: Store) -> Handler:
     return handle
 
 
-def routes(*, settings: Settings, store: Store) -> Router:
-    """The bot's routes; later issues add theirs (Slack events, /metrics) to this router."""
+def routes(*, settings: Settings, store: Store, slack_events: Handler | None = None) -> Router:
+    """The bot's routes; ``slack_events`` (``bot.slack.app.http_handler``) serves
+    ``POST /slack/events`` when Slack delivers over HTTP rather than Socket Mode."""
     router = Router()
     router.add("POST", "/alertmanager", alertmanager_handler(settings=settings, store=store))
+    if slack_events is not None:
+        router.add("POST", "/slack/events", slack_events)
     router.add("GET", "/healthz", healthz)
     router.add("GET", "/readyz", readyz_handler(store=store))
     return router
