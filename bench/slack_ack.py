@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot import server  # noqa: E402
+from bot import logs, server  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.slack import app as slack_app  # noqa: E402
 from bot.store import Store  # noqa: E402
@@ -126,6 +126,7 @@ def table(result: dict[str, object]) -> str:
 
 
 def main() -> None:
+    logs.configure(level="WARNING")  # as in production: no per-request log lines in the timing
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=200)
