@@ -49,6 +49,7 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/diagnose.py
 	$(BIN)/python bench/agent.py
+	$(BIN)/python bench/slack_ack.py
 
 format: setup
 	$(BIN)/ruff format .
