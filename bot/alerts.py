@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot import logs
+from bot import logs, metrics
 from bot.config import Routes, Settings
 from bot.store import AlertRecord, Store
 
@@ -132,6 +132,7 @@ def intake(notification: Notification, *, store: Store, settings: Settings) -> I
             dedupe_key=dedupe_key(record.fingerprint, record.starts_at, alert.status),
             payload=_job_payload(record, alert, notification),
         )
+        metrics.ALERTS_RECEIVED.labels(status=alert.status).inc()
         if job_id is None:
             duplicates += 1
             continue

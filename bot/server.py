@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
 
-from bot import alerts, logs
+from bot import alerts, logs, metrics
 from bot.config import Settings
 from bot.store import Store
 from tools import redact
@@ -384,7 +384,14 @@ def routes(*, settings: Settings, store: Store, slack_events: Handler | None = N
         router.add("POST", "/slack/events", slack_events)
     router.add("GET", "/healthz", healthz)
     router.add("GET", "/readyz", readyz_handler(store=store))
+    router.add("GET", "/metrics", metrics_handler)
     return router
+
+
+def metrics_handler(request: Request) -> Response:
+    """The bot's own metrics (``bot.metrics``) for Prometheus to scrape."""
+    body, content_type = metrics.exposition()
+    return Response(200, body, {"Content-Type": content_type})
 
 
 def serve(

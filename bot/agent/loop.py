@@ -18,7 +18,7 @@ from langchain.agents.middleware import AgentMiddleware, ModelCallLimitMiddlewar
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel
 
-from bot import logs
+from bot import logs, metrics
 from bot.agent import guards, prompts, toolset
 from bot.agent.memory import Memory
 from bot.agent.model import Window, chat_model, context_window
@@ -78,6 +78,11 @@ class Agent:
         else:
             result = self._with_model(inv, diagnosis, trigger, remembered)
         result = result.model_copy(update={"seconds": time.monotonic() - started})
+        metrics.ANSWER_SECONDS.observe(result.seconds)
+        metrics.DIAGNOSES.labels(mode=result.diagnosis.mode).inc()
+        metrics.LLM_CALLS.inc(result.llm_calls)
+        if result.fallback is not None:
+            metrics.LLM_FALLBACKS.inc()
         if self.store is not None:
             saved = history.save(
                 self.store, result.diagnosis, expiry_minutes=self.settings.approvals.expiry_minutes

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import logs
+from bot import logs, metrics
 from bot.diagnose.model import Evidence, Finding, Trigger
 from tools import catalog, kube_objects
 from tools.base import ToolResult
@@ -96,6 +96,8 @@ class Investigation:
             self.calls += 1
             if result.status == "error" and result.error_kind in UNREACHABLE_KINDS:
                 self.unreachable.add(result.source)
+        if result.status == "error":
+            metrics.TOOL_ERRORS.labels(source=result.source, kind=result.error_kind or "").inc()
         mine.set()
         return result
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import clients
+from bot import clients, metrics
 from bot.config import Settings
 from bot.diagnose import engine, history, proposals, questions, registry, runbooks
 from bot.diagnose.investigation import Detector, Investigation, Subject
@@ -67,6 +67,7 @@ class Diagnoser:
         with the daily checks, and persist the result when a store is configured (once per
         ``source_key``, see ``history.save``)."""
         _, diagnosis = self.investigate(trigger)
+        metrics.DIAGNOSES.labels(mode=diagnosis.mode).inc()
         return self.save(diagnosis, source_key=source_key)
 
     def investigate(self, trigger: Trigger) -> tuple[Investigation, Diagnosis]:

@@ -397,3 +397,22 @@ def test_alertmanager_retries_after_a_store_failure_and_nothing_is_lost(
         assert store.failures == 0 and store.count_jobs() == 1
     finally:
         am.stop()
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_the_alerts_received(bot: server.BotServer) -> None:
+    name = 'opsbot_alerts_received_total{status="firing"}'
+    before = _metric(requests.get(f"{bot.url}/metrics", timeout=5).text, name)
+    post(bot)
+    post(bot)  # a redelivery is still an alert received (and deduplicated)
+    response = requests.get(f"{bot.url}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert _metric(response.text, name) == before + 2
+    assert "opsbot_tool_errors_total" in response.text and "opsbot_answer_seconds" in response.text
